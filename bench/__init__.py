@@ -1,0 +1,1 @@
+"""Benchmarks: `liveops bench NAME`, one JSON line per run."""

@@ -1,0 +1,1 @@
+"""The publisher library for gateway services, and the reference HTTP gateway."""

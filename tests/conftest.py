@@ -1,0 +1,74 @@
+"""Fixtures shared by every test: a private embedded broker, Redis and a private MySQL database.
+
+Each test session gets its own broker (free port) and its own MySQL database, created with the
+migrations and dropped at the end; each test gets its own Redis key prefix and a unique name for
+consumer groups. Integration tests never mock Kafka, Redis or MySQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pymysql
+import pytest
+import redis.asyncio as aioredis
+
+from topics.devbroker import EmbeddedBroker, free_port
+from topics.settings import KafkaSettings
+from workers.db import MySQLTarget, migrate
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+MYSQL_ROOT = MySQLTarget(host="127.0.0.1", port=3306, user="root", password="", database="test")
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[EmbeddedBroker]:
+    broker = EmbeddedBroker(port=free_port())
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_settings(kafka_broker: EmbeddedBroker) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=kafka_broker.bootstrap_servers)
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A name no other test uses: for consumer groups, key prefixes, player ids."""
+    return f"t-{request.node.name[:24]}-{uuid.uuid4().hex[:8]}".replace("[", "-").replace("]", "")
+
+
+@pytest.fixture(scope="session")
+def mysql_target() -> Iterator[MySQLTarget]:
+    """A database of our own, migrated to head, dropped when the session ends."""
+    name = f"liveops_test_{uuid.uuid4().hex[:10]}"
+    admin = pymysql.connect(
+        host=MYSQL_ROOT.host,
+        port=MYSQL_ROOT.port,
+        user=MYSQL_ROOT.user,
+        password=MYSQL_ROOT.password,
+        autocommit=True,
+    )
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}`")
+    target = MySQLTarget(
+        MYSQL_ROOT.host, MYSQL_ROOT.port, MYSQL_ROOT.user, MYSQL_ROOT.password, name
+    )
+    migrate(target)
+    yield target
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    admin.close()
+
+
+@pytest.fixture
+async def redis_client(unique_name: str) -> AsyncIterator[aioredis.Redis]:
+    """A Redis client; every key the test writes under `unique_name` is deleted afterwards."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    yield client
+    async for key in client.scan_iter(match=f"{unique_name}*"):
+        await client.delete(key)
+    await client.aclose()

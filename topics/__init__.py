@@ -1,0 +1,1 @@
+"""The topic catalog as code, Kafka connection settings, admin and the embedded dev broker."""

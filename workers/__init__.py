@@ -1,0 +1,1 @@
+"""The processors and the shared runtime under them, and the `liveops` command."""

@@ -1,0 +1,42 @@
+"""The one `liveops` command. Each layer owns its subcommands; this module mounts them.
+
+Settings are read once here (FleetSettings) and handed down through the typer context; a bad
+setting ends the process with one line naming the variable, never a traceback.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from topics.cli import dev_app
+from workers.logs import configure_logging
+from workers.settings import FleetSettings, SettingsError, load_settings
+
+app = typer.Typer(
+    help="liveops-fleet: the event backbone of a live game.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(dev_app, name="dev")
+
+
+@app.callback()
+def root(ctx: typer.Context) -> None:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        typer.echo(f"liveops: bad setting: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_format)
+    ctx.obj = settings
+
+
+@app.command("settings")
+def show_settings(ctx: typer.Context) -> None:
+    """Print the settings in force, secrets masked."""
+    settings: FleetSettings = ctx.obj
+    typer.echo(settings.model_dump_json(indent=2))
+
+
+def main() -> None:
+    app()

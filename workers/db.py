@@ -1,0 +1,75 @@
+"""MySQL: the DSN, the connection pool and the migrations (Alembic, revisions in migrations/)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import aiomysql
+from alembic import command
+from alembic.config import Config
+
+from schemas.errors import LiveopsError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+class DatabaseConfigError(LiveopsError):
+    """The MySQL DSN cannot be understood."""
+
+
+@dataclass(frozen=True)
+class MySQLTarget:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    @classmethod
+    def from_dsn(cls, dsn: str) -> MySQLTarget:
+        parts = urlsplit(dsn)
+        if parts.scheme not in ("mysql", "mariadb") or not parts.path.strip("/"):
+            raise DatabaseConfigError("expected mysql://user[:password]@host[:port]/database")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 3306,
+            user=unquote(parts.username or "root"),
+            password=unquote(parts.password or ""),
+            database=parts.path.strip("/"),
+        )
+
+    def sqlalchemy_url(self) -> str:
+        from sqlalchemy.engine import URL
+
+        return URL.create(
+            "mysql+pymysql",
+            username=self.user,
+            password=self.password or None,
+            host=self.host,
+            port=self.port,
+            database=self.database,
+        ).render_as_string(hide_password=False)
+
+
+def migrate(target: MySQLTarget, revision: str = "head") -> None:
+    """Bring the schema to `revision`. Idempotent: a second run changes nothing."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", target.sqlalchemy_url().replace("%", "%%"))
+    command.upgrade(config, revision)
+
+
+async def create_pool(target: MySQLTarget, *, maxsize: int = 10) -> aiomysql.Pool:
+    """A pool whose connections never autocommit: every effect is an explicit transaction."""
+    return await aiomysql.create_pool(
+        host=target.host,
+        port=target.port,
+        user=target.user,
+        password=target.password,
+        db=target.database,
+        autocommit=False,
+        maxsize=maxsize,
+        charset="utf8mb4",
+    )
