@@ -53,8 +53,12 @@ class MySQLTarget:
         ).render_as_string(hide_password=False)
 
 
-def migrate(target: MySQLTarget, revision: str = "head") -> None:
-    """Bring the schema to `revision`. Idempotent: a second run changes nothing."""
+def migrate(target: MySQLTarget, revision: str = "heads") -> None:
+    """Bring the schema to `revision`. Idempotent: a second run changes nothing.
+
+    Each domain (runtime, leaderboards, rewards, ...) keeps its own branch of revisions
+    starting at 0001, so the default target is every head.
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", target.sqlalchemy_url().replace("%", "%%"))

@@ -1,0 +1,1 @@
+"""The domain processors, one module each."""

@@ -1,0 +1,1 @@
+"""The runtime every processor stands on: consume, decode, dedup, handle, publish, commit."""

@@ -1,0 +1,96 @@
+"""The contract between the runtime and a processor.
+
+A processor handles decoded batches and says what happened to each event. It never touches
+offsets, retry topics or dead letters: the runtime does, from the outcomes. It may return output
+events (for example a reward granted); the runtime publishes them, and waits for the broker to
+acknowledge them, before it commits the input offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar, Protocol
+
+from schemas.liveops.v1.envelope_pb2 import Envelope
+from topics.catalog import ConsumerGroup, Topic
+
+
+class OutcomeKind(StrEnum):
+    APPLIED = "applied"
+    #: Already applied before (found by the Redis marker or the MySQL unique key): skipped.
+    DUPLICATE = "duplicate"
+    #: Processed and refused for a business reason (score out of range, over a cap): final,
+    #: not an error, not dead-lettered; usually with an output event saying why.
+    REJECTED = "rejected"
+    #: Could not be done now for a reason that may pass: goes to the next retry tier.
+    RETRY = "retry"
+    #: Can never succeed: goes to the dead-letter topic with the reason.
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputEvent:
+    """An event a processor wants published once its effects are durable."""
+
+    topic: Topic
+    envelope: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one event of a batch."""
+
+    kind: OutcomeKind
+    reason: str = ""
+    outputs: tuple[OutputEvent, ...] = field(default=())
+
+    @classmethod
+    def applied(cls, *outputs: OutputEvent) -> Outcome:
+        return cls(OutcomeKind.APPLIED, outputs=outputs)
+
+    @classmethod
+    def duplicate(cls) -> Outcome:
+        return cls(OutcomeKind.DUPLICATE)
+
+    @classmethod
+    def rejected(cls, reason: str, *outputs: OutputEvent) -> Outcome:
+        return cls(OutcomeKind.REJECTED, reason, outputs)
+
+    @classmethod
+    def retry(cls, reason: str) -> Outcome:
+        return cls(OutcomeKind.RETRY, reason)
+
+    @classmethod
+    def failed(cls, reason: str) -> Outcome:
+        return cls(OutcomeKind.FAILED, reason)
+
+
+class Processor(Protocol):
+    """A small typed class per domain: rewards, leaderboards, iap, notifications."""
+
+    #: Scopes dedup keys and names the consumer group (`liveops.<name>`).
+    name: ClassVar[str]
+    #: Recorded in dead-letter headers, so an operator knows which code refused an event.
+    version: ClassVar[str]
+    group: ClassVar[ConsumerGroup]
+
+    async def start(self) -> None:
+        """Open connections, load rules; called once before the first batch."""
+
+    async def stop(self) -> None:
+        """Close what start() opened."""
+
+    async def ready(self) -> bool:
+        """Whether the processor's own dependencies answer (for /readyz)."""
+
+    async def handle(self, batch: Sequence[Envelope]) -> Sequence[Outcome]:
+        """Apply a batch; return one outcome per event, in the same order.
+
+        Do the work in a few round trips per batch, not one per event. Raise
+        DependencyUnavailableError when Redis or MySQL cannot be reached (nothing of the
+        batch may be left half-applied: use one transaction or one Lua call), TransientError
+        or PermanentError when the whole batch fails for that reason; otherwise return
+        per-event outcomes.
+        """
