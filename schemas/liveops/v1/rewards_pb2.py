@@ -24,17 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18liveops/v1/rewards.proto\x12\nliveops.v1\"N\n\x05Grant\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.liveops.v1.AssetKind\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\"\xa9\x01\n\rRewardGranted\x12\x10\n\x08grant_id\x18\x01 \x01(\t\x12!\n\x06grants\x18\x02 \x03(\x0b\x32\x11.liveops.v1.Grant\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07rule_id\x18\x04 \x01(\t\x12\x14\n\x0crule_version\x18\x05 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x06 \x01(\t\x12\x17\n\x0fsource_event_id\x18\x07 \x01(\t*U\n\tAssetKind\x12\x1a\n\x16\x41SSET_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41SSET_KIND_CURRENCY\x10\x01\x12\x13\n\x0f\x41SSET_KIND_ITEM\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18liveops/v1/rewards.proto\x12\nliveops.v1\"N\n\x05Grant\x12\x10\n\x08\x61sset_id\x18\x01 \x01(\t\x12#\n\x04kind\x18\x02 \x01(\x0e\x32\x15.liveops.v1.AssetKind\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\"\xf7\x01\n\rRewardGranted\x12\x10\n\x08grant_id\x18\x01 \x01(\t\x12!\n\x06grants\x18\x02 \x03(\x0b\x32\x11.liveops.v1.Grant\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07rule_id\x18\x04 \x01(\t\x12\x14\n\x0crule_version\x18\x05 \x01(\t\x12\x13\n\x0b\x63\x61mpaign_id\x18\x06 \x01(\t\x12\x17\n\x0fsource_event_id\x18\x07 \x01(\t\x12\x18\n\x10\x63\x61mpaign_version\x18\x08 \x01(\t\x12\x19\n\x11reverses_grant_id\x18\t \x01(\t\x12\x17\n\x0f\x63\x61mpaign_missed\x18\n \x01(\t\"M\n\x12SeasonPrizeAwarded\x12\x11\n\tseason_id\x18\x01 \x01(\t\x12\x16\n\x0eleaderboard_id\x18\x02 \x01(\t\x12\x0c\n\x04rank\x18\x03 \x01(\r*U\n\tAssetKind\x12\x1a\n\x16\x41SSET_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41SSET_KIND_CURRENCY\x10\x01\x12\x13\n\x0f\x41SSET_KIND_ITEM\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'liveops.v1.rewards_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ASSETKIND']._serialized_start=292
-  _globals['_ASSETKIND']._serialized_end=377
+  _globals['_ASSETKIND']._serialized_start=449
+  _globals['_ASSETKIND']._serialized_end=534
   _globals['_GRANT']._serialized_start=40
   _globals['_GRANT']._serialized_end=118
   _globals['_REWARDGRANTED']._serialized_start=121
-  _globals['_REWARDGRANTED']._serialized_end=290
+  _globals['_REWARDGRANTED']._serialized_end=368
+  _globals['_SEASONPRIZEAWARDED']._serialized_start=370
+  _globals['_SEASONPRIZEAWARDED']._serialized_end=447
 # @@protoc_insertion_point(module_scope)
