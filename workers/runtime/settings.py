@@ -1,0 +1,34 @@
+"""Knobs of the worker runtime: dedup TTLs, in-process retries, back-off and shutdown.
+
+FleetSettings has no section for these yet; the worker command passes RuntimeSettings() (the
+defaults) and tests pass their own. Frozen, so one value holds for the life of a worker.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+WEEK_S = 7 * 24 * 3600
+
+
+class RuntimeSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: How long a `done` dedup marker is kept: a duplicate later than this is applied again
+    #: unless the processor's durable guard (processed_events) catches it.
+    dedup_ttl_s: int = Field(default=WEEK_S, gt=0)
+    #: How long a worker's claim on an event lasts if it dies before finishing the batch.
+    lease_ms: int = Field(default=60_000, gt=0)
+    #: How long a TransientError is retried in process before the batch goes to retry topics.
+    transient_retry_budget_s: float = Field(default=2.0, ge=0)
+    #: Back-off while a dependency (Redis, MySQL, the broker) is down: capped, with jitter.
+    backoff_initial_s: float = Field(default=0.2, gt=0)
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    #: SIGTERM: stop fetching, finish the batch in flight, commit, leave; within this deadline.
+    shutdown_deadline_s: float = Field(default=25.0, gt=0)
+    #: /healthz fails when the loop has not iterated for this long.
+    liveness_stale_s: float = Field(default=30.0, gt=0)
+    #: How often consumer lag is measured (one committed() + end_offsets() round trip).
+    lag_refresh_s: float = Field(default=15.0, gt=0)
+    #: Longest the retry consumer waits in one poll while its partitions are paused.
+    retry_poll_ms: int = Field(default=200, gt=0)
