@@ -24,15 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dliveops/v1/leaderboards.proto\x12\nliveops.v1\"\xb0\x01\n\x16LeaderboardRankChanged\x12\x16\n\x0eleaderboard_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12(\n\x04kind\x18\x03 \x01(\x0e\x32\x1a.liveops.v1.RankChangeKind\x12\x10\n\x08old_rank\x18\x04 \x01(\r\x12\x10\n\x08new_rank\x18\x05 \x01(\r\x12\r\n\x05score\x18\x06 \x01(\x03\x12\x11\n\tthreshold\x18\x07 \x01(\r*\xa3\x01\n\x0eRankChangeKind\x12 \n\x1cRANK_CHANGE_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cRANK_CHANGE_KIND_ENTERED_TOP\x10\x01\x12\"\n\x1eRANK_CHANGE_KIND_REACHED_FIRST\x10\x02\x12)\n%RANK_CHANGE_KIND_OVERTAKEN_FROM_FIRST\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dliveops/v1/leaderboards.proto\x12\nliveops.v1\"\xb0\x01\n\x16LeaderboardRankChanged\x12\x16\n\x0eleaderboard_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12(\n\x04kind\x18\x03 \x01(\x0e\x32\x1a.liveops.v1.RankChangeKind\x12\x10\n\x08old_rank\x18\x04 \x01(\r\x12\x10\n\x08new_rank\x18\x05 \x01(\r\x12\r\n\x05score\x18\x06 \x01(\x03\x12\x11\n\tthreshold\x18\x07 \x01(\r\"\x91\x01\n\rScoreRejected\x12\x16\n\x0eleaderboard_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x03\x12\x30\n\x06reason\x18\x04 \x01(\x0e\x32 .liveops.v1.ScoreRejectionReason\x12\x17\n\x0fsource_event_id\x18\x05 \x01(\t*\xa3\x01\n\x0eRankChangeKind\x12 \n\x1cRANK_CHANGE_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cRANK_CHANGE_KIND_ENTERED_TOP\x10\x01\x12\"\n\x1eRANK_CHANGE_KIND_REACHED_FIRST\x10\x02\x12)\n%RANK_CHANGE_KIND_OVERTAKEN_FROM_FIRST\x10\x03*\xe3\x01\n\x14ScoreRejectionReason\x12&\n\"SCORE_REJECTION_REASON_UNSPECIFIED\x10\x00\x12\'\n#SCORE_REJECTION_REASON_OUT_OF_RANGE\x10\x01\x12.\n*SCORE_REJECTION_REASON_UNKNOWN_LEADERBOARD\x10\x02\x12!\n\x1dSCORE_REJECTION_REASON_CLOSED\x10\x03\x12\'\n#SCORE_REJECTION_REASON_RATE_LIMITED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'liveops.v1.leaderboards_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RANKCHANGEKIND']._serialized_start=225
-  _globals['_RANKCHANGEKIND']._serialized_end=388
+  _globals['_RANKCHANGEKIND']._serialized_start=373
+  _globals['_RANKCHANGEKIND']._serialized_end=536
+  _globals['_SCOREREJECTIONREASON']._serialized_start=539
+  _globals['_SCOREREJECTIONREASON']._serialized_end=766
   _globals['_LEADERBOARDRANKCHANGED']._serialized_start=46
   _globals['_LEADERBOARDRANKCHANGED']._serialized_end=222
+  _globals['_SCOREREJECTED']._serialized_start=225
+  _globals['_SCOREREJECTED']._serialized_end=370
 # @@protoc_insertion_point(module_scope)
