@@ -1,0 +1,151 @@
+"""Measured programs, one per child process: `python -m bench.child KIND --bootstrap ...`.
+
+Each consumes `--events` records of a preloaded topic from the beginning with a fresh consumer
+group and writes one JSON object into --result-file: throughput_eps (first record to last),
+peak_rss_mb, and for subjects p50_ms/p99_ms. References: `raw` (aiokafka getmany, the ceiling of
+any Python consumer), `quix_empty` (an empty Quix Streams pipeline), `faust_empty` (an empty
+faust-streaming agent).
+Any other KIND is a subject module `bench.<KIND>` with `async def measure(args) -> dict`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import os
+import resource
+import time
+import uuid
+from typing import Any
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def result(events: int, started: float, finished: float, **extra: Any) -> dict[str, Any]:
+    elapsed = max(finished - started, 1e-9)
+    return {"throughput_eps": round(events / elapsed, 1), "peak_rss_mb": peak_rss_mb(), **extra}
+
+
+async def measure_raw(args: argparse.Namespace) -> dict[str, Any]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        args.topic,
+        bootstrap_servers=args.bootstrap,
+        group_id=f"bench-raw-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen, started = 0, 0.0
+    try:
+        while seen < args.events:
+            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            for records in batches.values():
+                if records and not started:
+                    started = time.perf_counter()
+                seen += len(records)
+    finally:
+        finished = time.perf_counter()
+        await consumer.stop()
+    return result(seen, started, finished)
+
+
+def measure_quix(args: argparse.Namespace) -> dict[str, Any]:
+    from quixstreams import Application
+
+    marks: dict[str, float] = {}
+    seen = 0
+
+    def on_processed(_topic: str, _partition: int, _offset: int) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == 1:
+            marks["start"] = time.perf_counter()
+        marks["end"] = time.perf_counter()
+
+    app = Application(
+        broker_address=args.bootstrap,
+        consumer_group=f"bench-quix-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        use_changelog_topics=False,
+        auto_create_topics=False,
+        loglevel="WARNING",
+        on_message_processed=on_processed,
+    )
+    topic = app.topic(args.topic, value_deserializer="bytes", key_deserializer="bytes")
+    app.dataframe(topic)
+    app.run(count=args.events, timeout=120, collect=False)
+    return result(seen, marks.get("start", 0.0), marks.get("end", 0.0))
+
+
+def measure_faust(args: argparse.Namespace) -> None:
+    """faust owns the event loop and exits through os._exit once the count is reached."""
+    import faust
+
+    app = faust.App(
+        f"bench-faust-{uuid.uuid4().hex}",
+        broker=f"kafka://{args.bootstrap}",
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_disable_leader=True,
+        web_enabled=False,
+        producer_acks=1,
+        consumer_auto_offset_reset="earliest",
+        store="memory://",
+        topic_allow_declare=False,
+    )
+    topic = app.topic(args.topic, value_type=bytes, key_type=bytes)
+    state: dict[str, Any] = {"seen": 0, "start": 0.0}
+
+    @app.agent(topic)
+    async def empty(stream: Any) -> None:
+        async for _value in stream:
+            state["seen"] += 1
+            if state["seen"] == 1:
+                state["start"] = time.perf_counter()
+            if state["seen"] >= args.events:
+                line = result(state["seen"], state["start"], time.perf_counter())
+                emit(args, line)
+                os._exit(0)
+
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker.execute_from_commandline()
+
+
+def emit(args: argparse.Namespace, line: dict[str, Any]) -> None:
+    """Write the result where the harness reads it (faust captures stdout into its logs)."""
+    with open(args.result_file, "w") as out:
+        json.dump(line, out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind")
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--result-file", required=True)
+    args, rest = parser.parse_known_args()
+    args.rest = rest
+    logging.basicConfig(level=logging.WARNING)
+    if args.kind == "faust_empty":
+        measure_faust(args)
+        return
+    if args.kind == "quix_empty":
+        line = measure_quix(args)
+    elif args.kind == "raw":
+        line = asyncio.run(measure_raw(args))
+    else:
+        subject = importlib.import_module(f"bench.{args.kind}")
+        line = asyncio.run(subject.measure(args))
+    emit(args, line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The benchmark harness behind `liveops bench NAME`.
+
+One run: start (or reuse) the embedded broker, preload a topic with a fixed number of realistic
+envelopes, then measure the subject and its references on that same topic, each in its own child
+process (so peak RSS is its own), interleaved over several rounds; report medians and ratios as
+one JSON line. Never used by tests to time anything.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from schemas.errors import LiveopsError
+
+
+class BenchError(LiveopsError):
+    """A benchmark child failed or printed no result."""
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """One measured program: `python -m bench.child KIND ...` with extra arguments."""
+
+    label: str
+    kind: str
+    extra_args: tuple[str, ...] = ()
+
+
+def run_child(
+    spec: ChildSpec, bootstrap: str, topic: str, events: int, timeout_s: float
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        result_file = Path(tmp) / "result.json"
+        command = [
+            sys.executable,
+            "-m",
+            "bench.child",
+            spec.kind,
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--events",
+            str(events),
+            "--result-file",
+            str(result_file),
+            *spec.extra_args,
+        ]
+        done = subprocess.run(  # noqa: S603 - our own interpreter and module, fixed arguments
+            command, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+        if done.returncode != 0 or not result_file.exists():
+            tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+            raise BenchError(f"{spec.label} exited {done.returncode}: {' | '.join(tail)}")
+        result: dict[str, Any] = json.loads(result_file.read_text())
+        return result
+
+
+def median_of(rounds: Sequence[dict[str, Any]], key: str) -> float:
+    values = [float(r[key]) for r in rounds if r.get(key) is not None]
+    return round(statistics.median(values), 2) if values else 0.0
+
+
+def measure(
+    bench: str,
+    subject: ChildSpec,
+    references: Sequence[ChildSpec],
+    *,
+    bootstrap: str,
+    topic: str,
+    events: int,
+    rounds: int,
+    timeout_s: float = 600.0,
+) -> dict[str, Any]:
+    """Interleave subject and references `rounds` times; medians, ratios, one dict."""
+    results: dict[str, list[dict[str, Any]]] = {s.label: [] for s in (subject, *references)}
+    for _ in range(rounds):
+        for spec in (subject, *references):
+            results[spec.label].append(run_child(spec, bootstrap, topic, events, timeout_s))
+    mine = results[subject.label]
+    line: dict[str, Any] = {
+        "bench": bench,
+        "events": events,
+        "rounds": rounds,
+        "throughput_eps": median_of(mine, "throughput_eps"),
+        "p50_ms": median_of(mine, "p50_ms"),
+        "p99_ms": median_of(mine, "p99_ms"),
+        "peak_rss_mb": median_of(mine, "peak_rss_mb"),
+        "references": {},
+        "ratios": {},
+    }
+    for spec in references:
+        eps = median_of(results[spec.label], "throughput_eps")
+        line["references"][spec.label] = {
+            "throughput_eps": eps,
+            "peak_rss_mb": median_of(results[spec.label], "peak_rss_mb"),
+        }
+        line["ratios"][f"vs_{spec.label}"] = round(line["throughput_eps"] / eps, 3) if eps else None
+    extras = {k for r in mine for k in r} - {"throughput_eps", "p50_ms", "p99_ms", "peak_rss_mb"}
+    for key in sorted(extras):
+        if all(isinstance(r.get(key), int | float) for r in mine):
+            line[key] = median_of(mine, key)
+    return line
