@@ -1,0 +1,85 @@
+"""The fault harness itself: plans say what they send, the checker sees every loss and double."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import redis
+
+from schemas.codec import decode, validate
+from schemas.errors import ContractError
+
+from .checker import ProbeState, discrepancies
+from .events import MARKER_HEADER, GarbageKind, build_plan
+from .redis_server import PrivateRedis
+
+
+def test_plan_delivers_each_event_two_or_three_times() -> None:
+    plan = build_plan("t-plan", events=500, copies=(2, 3))
+
+    delivered = Counter(decode(record.value).idempotency_key for record in plan.records)
+
+    assert set(delivered) == set(plan.expected)
+    assert set(delivered.values()) == {2, 3}
+    assert plan.deliveries == sum(delivered.values())
+    # Some copies are client retries with a new event id, some producer retries with the same.
+    assert any(len(ids) > 1 for ids in plan.event_ids.values())
+    assert sum(plan.expected_counts.values()) == 500
+
+
+def test_plan_is_deterministic_in_its_ids_and_order() -> None:
+    first = build_plan("t-plan", events=200, copies=(1, 2), seed=3)
+    second = build_plan("t-plan", events=200, copies=(1, 2), seed=3)
+    assert first.expected == second.expected
+    assert [decode(r.value).idempotency_key for r in first.records] == [
+        decode(r.value).idempotency_key for r in second.records
+    ]
+
+
+def test_one_record_in_a_hundred_is_garbage_of_every_kind() -> None:
+    plan = build_plan("t-plan", events=3000, garbage_every=100)
+
+    garbage = [record for record in plan.records if dict(record.headers).get(MARKER_HEADER)]
+
+    assert len(garbage) == len(plan.garbage) == 3000 // 99
+    assert set(plan.garbage.values()) == set(GarbageKind)
+    for record in garbage:
+        with pytest.raises(ContractError):
+            validate(decode(record.value))
+
+
+def test_checker_reports_losses_doubles_and_strangers() -> None:
+    plan = build_plan("t-check", events=30, players=3)
+    exact = ProbeState(
+        effects={
+            key: (player, next(iter(plan.event_ids[key]))) for key, player in plan.expected.items()
+        },
+        durable_keys=frozenset(plan.expected),
+        counts=dict(plan.expected_counts),
+    )
+    assert discrepancies(plan, exact) == []
+
+    lost_key = sorted(plan.expected)[0]
+    doubled_player = sorted(plan.expected_counts)[1]
+    broken = ProbeState(
+        effects={k: v for k, v in exact.effects.items() if k != lost_key}
+        | {"t-check-stranger": ("x", "y")},
+        durable_keys=exact.durable_keys,
+        counts=exact.counts | {doubled_player: exact.counts[doubled_player] + 1},
+    )
+    problems = "\n".join(discrepancies(plan, broken))
+    assert "1 events lost" in problems
+    assert "1 effects nobody sent" in problems
+    assert f"redis count of {doubled_player}" in problems and "(doubled)" in problems
+    assert "(doubled)" not in "\n".join(discrepancies(plan, broken, check_counts=False))
+
+
+@pytest.mark.integration
+def test_private_redis_flushes_only_itself() -> None:
+    with PrivateRedis() as server, redis.Redis(port=server.port) as client:
+        client.set("k", "v")
+        assert server.key_count() == 1
+        server.flush_all()
+        assert server.key_count() == 0
+        assert server.port != 6379
