@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from topics.cli import dev_app
+from topics.cli import dev_app, tail_command, topics_app
 from workers.logs import configure_logging
 from workers.settings import FleetSettings, SettingsError, load_settings
 
@@ -18,6 +18,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(dev_app, name="dev")
+app.add_typer(topics_app, name="topics")
+app.command("tail")(tail_command)
 
 
 @app.callback()
