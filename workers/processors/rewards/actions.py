@@ -1,0 +1,104 @@
+"""What an event asks the rewards processor for: an Action with the facts rules look at.
+
+Only this module reads payloads; rules, campaigns and settlement see Actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from schemas.codec import payload_type
+from schemas.liveops.v1 import actions_pb2, purchases_pb2
+from schemas.liveops.v1.envelope_pb2 import Envelope
+from workers.errors import ValidationFailedError
+
+
+class ActionKind(StrEnum):
+    """Actions that can earn (or, for a refund, take back) rewards; also the ledger `reason`."""
+
+    LEVEL_COMPLETED = "level_completed"
+    QUEST_COMPLETED = "quest_completed"
+    DAILY_LOGIN = "daily_login"
+    MATCH_WON = "match_won"
+    SEASON_PRIZE = "season_prize"
+    PURCHASE_FULFILLED = "purchase_fulfilled"
+    PURCHASE_REFUNDED = "purchase_refunded"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One rewardable action and the facts rule conditions may test."""
+
+    kind: ActionKind
+    level_id: str = ""
+    stars: int = 0
+    quest_id: str = ""
+    streak_days: int = 0
+    mode: str = ""
+    season_id: str = ""
+    rank: int = 0
+    product_id: str = ""
+    #: "<store>:<transaction id>" for purchases and refunds: how a refund finds its grants.
+    purchase_ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NotRewardable:
+    """An event the group receives that earns nothing by design (a lost match, a rejection)."""
+
+    detail: str
+
+
+def purchase_ref(store: purchases_pb2.Store, transaction_id: str) -> str:
+    if not transaction_id:
+        raise ValidationFailedError("purchase event without transaction_id")
+    store_name = purchases_pb2.Store.Name(store).removeprefix("STORE_").lower()
+    return f"{store_name}:{transaction_id}"
+
+
+def action_of(envelope: Envelope) -> Action | NotRewardable:
+    """The action an envelope carries. Raises ValidationFailedError for a malformed purchase."""
+    payload = payload_type(envelope)
+    if payload == "level_completed":
+        level = envelope.level_completed
+        return Action(ActionKind.LEVEL_COMPLETED, level_id=level.level_id, stars=level.stars)
+    if payload == "quest_completed":
+        return Action(ActionKind.QUEST_COMPLETED, quest_id=envelope.quest_completed.quest_id)
+    if payload == "daily_login":
+        return Action(ActionKind.DAILY_LOGIN, streak_days=envelope.daily_login.streak_days)
+    if payload == "match_result":
+        match = envelope.match_result
+        if match.outcome != actions_pb2.MATCH_OUTCOME_WIN:
+            outcome = actions_pb2.MatchOutcome.Name(match.outcome).removeprefix("MATCH_OUTCOME_")
+            return NotRewardable(f"match {outcome.lower()} earns nothing")
+        return Action(ActionKind.MATCH_WON, mode=match.mode)
+    if payload == "season_prize_awarded":
+        prize = envelope.season_prize_awarded
+        return Action(ActionKind.SEASON_PRIZE, season_id=prize.season_id, rank=prize.rank)
+    if payload == "purchase_verified":
+        verified = envelope.purchase_verified
+        return Action(
+            ActionKind.PURCHASE_FULFILLED,
+            product_id=verified.product_id,
+            purchase_ref=purchase_ref(verified.store, verified.transaction_id),
+        )
+    if payload == "purchase_refunded":
+        refunded = envelope.purchase_refunded
+        return Action(
+            ActionKind.PURCHASE_REFUNDED,
+            purchase_ref=purchase_ref(refunded.store, refunded.transaction_id),
+        )
+    return NotRewardable(f"{payload or 'an empty payload'} earns nothing")
+
+
+def event_time(envelope: Envelope, fallback: datetime) -> datetime:
+    """When the event entered the backbone (gateway clock), in UTC.
+
+    Campaign windows and daily caps use this, not the processing time, so a redelivered or
+    retried event is judged exactly as its first delivery was. The client clock is not trusted.
+    """
+    if envelope.HasField("received_at"):
+        return envelope.received_at.ToDatetime(tzinfo=UTC)
+    return fallback

@@ -1,0 +1,117 @@
+"""What a grant is made of: assets, amounts, ledger rows, and the grant id derived from the event.
+
+Grant ids are derived from the source event's idempotency key, never drawn at random: a
+redelivered event produces the same grant id, the same RewardGranted event id and, through the
+ledger's unique key, no second row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.liveops.v1 import rewards_pb2
+
+#: The processor name: the `source` of every ledger row this package writes.
+SOURCE = "rewards"
+#: Identifiers of players, assets, rules and campaigns fit VARCHAR(64) columns.
+ID_LENGTH = 64
+
+
+class AssetKind(StrEnum):
+    """Currencies land in wallet_balances, items in inventory_items."""
+
+    CURRENCY = "currency"
+    ITEM = "item"
+
+    def to_proto(self) -> rewards_pb2.AssetKind:
+        if self is AssetKind.CURRENCY:
+            return rewards_pb2.ASSET_KIND_CURRENCY
+        return rewards_pb2.ASSET_KIND_ITEM
+
+
+class GrantSpec(BaseModel):
+    """An amount of one asset, as written in the rules file (always positive there)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    asset: str = Field(min_length=1, max_length=ID_LENGTH)
+    kind: AssetKind = AssetKind.CURRENCY
+    amount: int = Field(gt=0)
+
+
+def merge_grants(specs: Iterable[GrantSpec]) -> tuple[GrantSpec, ...]:
+    """One spec per (kind, asset), amounts added, in first-seen order.
+
+    The ledger is unique on (source, idempotency key, asset): a rule's coins and a campaign's
+    bonus coins for the same event must become one row.
+    """
+    totals: dict[tuple[AssetKind, str], int] = {}
+    for spec in specs:
+        key = (spec.kind, spec.asset)
+        totals[key] = totals.get(key, 0) + spec.amount
+    return tuple(
+        GrantSpec(asset=asset, kind=kind, amount=amount) for (kind, asset), amount in totals.items()
+    )
+
+
+def grant_id_for(idempotency_key: str) -> str:
+    """The grant id (and RewardGranted event id) of the event with this idempotency key."""
+    return hashlib.sha256(f"{SOURCE}\x00{idempotency_key}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """One row of reward_ledger: one signed change of one asset of one player."""
+
+    grant_id: str
+    player_id: str
+    asset_kind: AssetKind
+    asset_id: str
+    amount: int
+    reason: str
+    idempotency_key: str
+    source_event_id: str
+    rule_id: str | None = None
+    rule_version: int | None = None
+    campaign_id: str | None = None
+    campaign_version: int | None = None
+    purchase_ref: str | None = None
+    reverses_grant_id: str | None = None
+    source: str = SOURCE
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRecord:
+    """Everything a RewardGranted event says about one applied grant or claw-back."""
+
+    rows: tuple[LedgerRow, ...]
+    campaign_missed: str = ""
+
+    @property
+    def first(self) -> LedgerRow:
+        return self.rows[0]
+
+    def to_proto(self) -> rewards_pb2.RewardGranted:
+        head = self.first
+        return rewards_pb2.RewardGranted(
+            grant_id=head.grant_id,
+            grants=[
+                rewards_pb2.Grant(
+                    asset_id=row.asset_id, kind=row.asset_kind.to_proto(), amount=row.amount
+                )
+                for row in self.rows
+            ],
+            reason=head.reason,
+            rule_id=head.rule_id or "",
+            rule_version=str(head.rule_version or ""),
+            campaign_id=head.campaign_id or "",
+            campaign_version=str(head.campaign_version or ""),
+            source_event_id=head.source_event_id,
+            reverses_grant_id=head.reverses_grant_id or "",
+            campaign_missed=self.campaign_missed,
+        )

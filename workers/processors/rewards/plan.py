@@ -1,0 +1,150 @@
+"""Deciding, per event and without I/O, what the rules and campaigns say it earns.
+
+The result is a Decision: a grant plan, a claw-back plan, a refusal or a failure. Caps,
+purchase dedup and balances need the database's state and are settled per batch afterwards
+(settle.py); nothing here depends on the order of events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from schemas.liveops.v1.envelope_pb2 import Envelope
+from workers.errors import ValidationFailedError
+from workers.processors.rewards.actions import (
+    Action,
+    ActionKind,
+    NotRewardable,
+    action_of,
+    event_time,
+)
+from workers.processors.rewards.campaigns import Campaign, PlayerProfile, choose_campaign
+from workers.processors.rewards.grants import GrantSpec
+from workers.processors.rewards.rules import Rule, RuleBook
+
+
+class RefusalCode(StrEnum):
+    """Why an event earned nothing; the label of liveops_rewards_refusals_total."""
+
+    CAPPED = "capped"
+    NO_RULE = "no_rule"
+    RULE_RETIRED = "rule_retired"
+    NOT_REWARDABLE = "not_rewardable"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    ALREADY_CLAWED_BACK = "already_clawed_back"
+
+
+@dataclass(frozen=True, slots=True)
+class EventRef:
+    player_id: str
+    idempotency_key: str
+    event_id: str
+
+    @classmethod
+    def of(cls, envelope: Envelope) -> EventRef:
+        return cls(envelope.player_id, envelope.idempotency_key, envelope.event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    event: EventRef
+    code: RefusalCode
+    detail: str
+    rule: Rule | None = None
+
+    @property
+    def recorded(self) -> bool:
+        """Refusals worth an audit row (reward_refusals); a lost match is not one."""
+        return self.code is not RefusalCode.NOT_REWARDABLE
+
+    @property
+    def reason(self) -> str:
+        return f"{self.code.value}: {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Can never succeed as it is: dead-lettered, and replayable once the cause is fixed."""
+
+    event: EventRef
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class GrantPlan:
+    event: EventRef
+    action: Action
+    rule: Rule
+    grants: tuple[GrantSpec, ...]
+    campaign: Campaign | None
+    #: Why a running campaign did not apply because the client is too old; "" otherwise.
+    campaign_missed: str
+    day: date
+    cap: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClawbackPlan:
+    event: EventRef
+    purchase_ref: str
+
+
+Decision = GrantPlan | ClawbackPlan | Refusal | Failure
+
+
+def describe(action: Action) -> str:
+    """The facts of an action that rules can match, for messages."""
+    facts = {
+        "level_id": action.level_id,
+        "stars": action.stars,
+        "quest_id": action.quest_id,
+        "streak_days": action.streak_days,
+        "mode": action.mode,
+        "season_id": action.season_id,
+        "rank": action.rank,
+        "product_id": action.product_id,
+    }
+    shown = ", ".join(f"{name}={value!r}" for name, value in facts.items() if value)
+    return f"{action.kind.value}({shown})"
+
+
+def decide(
+    book: RuleBook, envelope: Envelope, segments: frozenset[str], fallback_now: datetime
+) -> Decision:
+    """What one event earns under `book`, before caps and balances."""
+    event = EventRef.of(envelope)
+    try:
+        action = action_of(envelope)
+    except ValidationFailedError as exc:
+        return Failure(event, str(exc))
+    if isinstance(action, NotRewardable):
+        return Refusal(event, RefusalCode.NOT_REWARDABLE, action.detail)
+    if action.kind is ActionKind.PURCHASE_REFUNDED:
+        return ClawbackPlan(event, action.purchase_ref)
+    rule = book.rule_for(action)
+    paid = action.kind is ActionKind.PURCHASE_FULFILLED
+    if rule is None or rule.retired:
+        gone = "no rule" if rule is None else f"rule {rule.id} v{rule.version} is retired"
+        if paid:
+            # The player paid: refusing would lose the purchase. Dead-letter it so that an
+            # operator adds the product's rule and replays it.
+            return Failure(event, f"{gone} for paid {describe(action)}; fix rules and replay")
+        code = RefusalCode.NO_RULE if rule is None else RefusalCode.RULE_RETIRED
+        return Refusal(event, code, f"{gone} for {describe(action)}", rule)
+    at = event_time(envelope, fallback_now)
+    choice = choose_campaign(book.campaigns, action.kind, at, PlayerProfile.of(envelope, segments))
+    base = rule.base_grants()
+    grants = base if choice.campaign is None else choice.campaign.apply(base)
+    return GrantPlan(
+        event=event,
+        action=action,
+        rule=rule,
+        grants=grants,
+        campaign=choice.campaign,
+        campaign_missed=choice.missed,
+        day=at.date(),
+        # Caps limit free rewards; a paid purchase is always fulfilled.
+        cap=None if paid else book.cap_for(rule),
+    )

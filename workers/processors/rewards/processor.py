@@ -1,0 +1,218 @@
+"""The rewards processor on the worker runtime: one MySQL transaction per batch.
+
+handle(batch), in order:
+1. re-read the rules file if it changed (at most every `reload_interval_s`);
+2. BEGIN; claim the batch's idempotency keys in processed_events (durable dedup, survives a
+   Redis flush); later copies of a key in the batch, and keys claimed before, are duplicates;
+3. decide each fresh event against rules and campaigns (plan.py, pure);
+4. read and lock cap counters, wallet rows and the purchases' ledger rows; settle (pure);
+5. write ledger rows, wallet and inventory rows, counters and refusals in multi-row statements;
+   release the claims of events that will come back (retry, dead letter);
+6. COMMIT, then return one outcome per event with a RewardGranted output per grant.
+Any exception rolls the whole batch back; the runtime sorts the error and decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import ClassVar
+
+import aiomysql
+import pymysql
+import structlog
+from prometheus_client import CollectorRegistry, Counter
+
+from schemas.liveops.v1.envelope_pb2 import Envelope
+from topics.catalog import REWARDS_GRANTED, REWARDS_GROUP, ConsumerGroup
+from workers.processors.rewards import ledger
+from workers.processors.rewards.errors import RulesFileError
+from workers.processors.rewards.grants import GrantRecord
+from workers.processors.rewards.plan import decide
+from workers.processors.rewards.rules import RuleBook, load_rule_book
+from workers.processors.rewards.settings import RewardsSettings
+from workers.processors.rewards.settle import Settled, settle
+from workers.runtime.durable import claim_durably
+from workers.runtime.processor import Outcome, OutcomeKind, OutputEvent
+
+log = structlog.get_logger(__name__)
+
+
+def granted_event(record: GrantRecord, source: Envelope) -> OutputEvent:
+    """RewardGranted for a grant; its ids are the grant id, so a redelivery repeats them."""
+    head = record.first
+    envelope = Envelope(
+        event_id=head.grant_id, idempotency_key=head.grant_id, player_id=head.player_id
+    )
+    # Keep the source's gateway time: end-to-end latency is measured from there.
+    for name in ("occurred_at", "received_at", "client", "trace"):
+        if source.HasField(name):
+            getattr(envelope, name).CopyFrom(getattr(source, name))
+    envelope.reward_granted.CopyFrom(record.to_proto())
+    return OutputEvent(REWARDS_GRANTED, envelope)
+
+
+class RewardsMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.grants = Counter(
+            "liveops_rewards_grants_total",
+            "Grants and claw-backs written to the ledger, by reason (the action).",
+            ["reason"],
+            registry=registry,
+        )
+        self.refusals = Counter(
+            "liveops_rewards_refusals_total",
+            "Events that earned nothing, by refusal code (capped, no_rule, ...).",
+            ["reason"],
+            registry=registry,
+        )
+        self.rule_reload_errors = Counter(
+            "liveops_rewards_rule_reload_errors_total",
+            "Rules file changes refused: unreadable or invalid (the old rules stay).",
+            registry=registry,
+        )
+
+
+class RewardsProcessor:
+    """Grants rewards exactly once into the MySQL ledger and wallet."""
+
+    name: ClassVar[str] = "rewards"
+    version: ClassVar[str] = "1"
+    group: ClassVar[ConsumerGroup] = REWARDS_GROUP
+
+    def __init__(
+        self,
+        pool: aiomysql.Pool,
+        settings: RewardsSettings,
+        *,
+        metrics: CollectorRegistry | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._metrics = RewardsMetrics(metrics if metrics is not None else CollectorRegistry())
+        self._clock = clock
+        self._book: RuleBook | None = None
+        self._rules_mtime_ns = 0
+        self._next_check_s = 0.0
+
+    @property
+    def book(self) -> RuleBook:
+        if self._book is None:
+            raise RuntimeError("RewardsProcessor.start() was not called")
+        return self._book
+
+    async def start(self) -> None:
+        """Load the rules; an invalid file stops the worker here rather than later."""
+        await self.reload_rules(force=True)
+
+    async def stop(self) -> None:
+        """Nothing to close: the pool belongs to the runtime."""
+
+    async def ready(self) -> bool:
+        try:
+            async with self._pool.acquire() as conn, conn.cursor() as cursor:
+                await cursor.execute("SELECT 1")
+        except (pymysql.err.MySQLError, OSError):
+            return False
+        return self._book is not None
+
+    async def reload_rules(self, *, force: bool = False) -> bool:
+        """Re-read the rules file if it changed; True when new rules are in force.
+
+        A broken file never replaces working rules: the error is logged and counted, and the
+        old rules stay until the file is fixed.
+        """
+        path = self._settings.rules_path
+        self._next_check_s = time.monotonic() + self._settings.reload_interval_s
+        try:
+            mtime_ns = (await asyncio.to_thread(path.stat)).st_mtime_ns
+        except OSError as exc:
+            if force or self._book is None:
+                raise RulesFileError(f"{path}: cannot read: {exc.strerror}") from None
+            self._metrics.rule_reload_errors.inc()
+            log.warning("rules file unreadable, keeping old rules", path=str(path))
+            return False
+        if not force and mtime_ns == self._rules_mtime_ns:
+            return False
+        try:
+            book = await asyncio.to_thread(load_rule_book, path)
+        except RulesFileError as exc:
+            if force or self._book is None:
+                raise
+            self._metrics.rule_reload_errors.inc()
+            log.warning("rules file invalid, keeping old rules", error=str(exc))
+            return False
+        self._book, self._rules_mtime_ns = book, mtime_ns
+        log.info(
+            "rules loaded", path=str(path), rules=len(book.rules), campaigns=len(book.campaigns)
+        )
+        return True
+
+    async def handle(self, batch: Sequence[Envelope]) -> Sequence[Outcome]:
+        if time.monotonic() >= self._next_check_s:
+            await self.reload_rules()
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.cursor() as cursor:
+                    await conn.begin()
+                    outcomes = await self._apply(cursor, self.book, batch)
+                await conn.commit()
+            except BaseException:
+                # Nothing of the batch may stay half-applied. If the connection is gone the
+                # rollback fails too; the server drops the transaction with the connection.
+                with contextlib.suppress(pymysql.err.MySQLError, OSError):
+                    await conn.rollback()
+                raise
+        return outcomes
+
+    async def _apply(
+        self, cursor: aiomysql.Cursor, book: RuleBook, batch: Sequence[Envelope]
+    ) -> list[Outcome]:
+        fresh = await claim_durably(cursor, self.name, batch)
+        segments = (
+            await ledger.load_segments(cursor, (e.player_id for e in fresh))
+            if book.uses_segments()
+            else {}
+        )
+        now = self._clock()
+        decisions = [decide(book, e, segments.get(e.player_id, frozenset()), now) for e in fresh]
+        settlement = settle(
+            decisions, await ledger.load_state(cursor, decisions), self._settings.negative_balance
+        )
+        await ledger.write_settlement(cursor, self.name, settlement)
+        settled = {
+            e.idempotency_key: result for e, result in zip(fresh, settlement.results, strict=True)
+        }
+        first_copies: dict[str, Envelope] = {}
+        for envelope in batch:
+            first_copies.setdefault(envelope.idempotency_key, envelope)
+        earlier = await ledger.load_grants(
+            cursor, [key for key in first_copies if key not in settled]
+        )
+        outcomes: list[Outcome] = []
+        for envelope in batch:
+            key = envelope.idempotency_key
+            if first_copies[key] is not envelope:
+                outcomes.append(Outcome(OutcomeKind.DUPLICATE, "repeated within the batch"))
+            elif key in settled:
+                outcomes.append(self._outcome(settled[key], envelope))
+            elif key in earlier:
+                # Applied by an earlier delivery: publish its RewardGranted again (same ids),
+                # in case that delivery died between the commit and the broker's ack.
+                again = granted_event(earlier[key], envelope)
+                outcomes.append(Outcome(OutcomeKind.DUPLICATE, "applied before", (again,)))
+            else:
+                outcomes.append(Outcome.duplicate())
+        return outcomes
+
+    def _outcome(self, result: Settled, source: Envelope) -> Outcome:
+        if result.record is not None:
+            self._metrics.grants.labels(result.record.first.reason).inc()
+            return Outcome(result.kind, result.reason, (granted_event(result.record, source),))
+        if result.refusal is not None:
+            self._metrics.refusals.labels(result.refusal.code.value).inc()
+        return Outcome(result.kind, result.reason)

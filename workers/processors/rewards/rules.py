@@ -1,0 +1,142 @@
+"""Reward rules and daily caps: versioned data read from a TOML file, changeable without a deploy.
+
+A rule maps an action (with optional conditions) to grants. For each event the first rule in
+file order whose action and conditions match is used, so specific rules go before general
+ones. A retired rule stays in the file so that events still arriving for it get a clear
+"rule retired" outcome instead of silently matching a broader rule. Every grant records the
+rule id and version, and the campaign id and version, that produced it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from workers.processors.rewards.actions import Action, ActionKind
+from workers.processors.rewards.campaigns import Campaign
+from workers.processors.rewards.errors import RulesFileError
+from workers.processors.rewards.grants import ID_LENGTH, GrantSpec, merge_grants
+
+
+class Conditions(BaseModel):
+    """Facts an action must have for the rule to match; unset means "any"."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    level_id: str | None = None
+    min_stars: int | None = Field(default=None, ge=0)
+    quest_id: str | None = None
+    min_streak_days: int | None = Field(default=None, ge=1)
+    mode: str | None = None
+    season_id: str | None = None
+    max_rank: int | None = Field(default=None, ge=1)
+    product_id: str | None = None
+
+    def match(self, action: Action) -> bool:
+        equal = (
+            (self.level_id, action.level_id),
+            (self.quest_id, action.quest_id),
+            (self.mode, action.mode),
+            (self.season_id, action.season_id),
+            (self.product_id, action.product_id),
+        )
+        if any(wanted is not None and wanted != have for wanted, have in equal):
+            return False
+        if self.min_stars is not None and action.stars < self.min_stars:
+            return False
+        if self.min_streak_days is not None and action.streak_days < self.min_streak_days:
+            return False
+        # A rank of 0 means "unranked": never inside a top-N.
+        return self.max_rank is None or 0 < action.rank <= self.max_rank
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=ID_LENGTH)
+    version: int = Field(ge=1)
+    action: ActionKind
+    when: Conditions = Conditions()
+    grants: tuple[GrantSpec, ...] = ()
+    #: The cap bucket ([caps] key); defaults to the action's name.
+    reward_type: str | None = Field(default=None, min_length=1, max_length=ID_LENGTH)
+    retired: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.action is ActionKind.PURCHASE_REFUNDED:
+            raise ValueError(f"rule {self.id}: refunds reverse the purchase's grants, no rule")
+        if not self.grants and not self.retired:
+            raise ValueError(f"rule {self.id}: needs grants (or retired = true)")
+        return self
+
+    @property
+    def cap_type(self) -> str:
+        return self.reward_type or self.action.value
+
+    def base_grants(self) -> tuple[GrantSpec, ...]:
+        return merge_grants(self.grants)
+
+
+class RuleBook(BaseModel):
+    """The whole rules file: rules, daily caps per reward type, campaigns."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rules: tuple[Rule, ...] = ()
+    #: reward type -> most grants per player per UTC day.
+    caps: Mapping[str, int] = Field(default_factory=dict)
+    campaigns: tuple[Campaign, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        for kind, items in (("rule", self.rules), ("campaign", self.campaigns)):
+            ids = [item.id for item in items]
+            repeated = sorted({i for i in ids if ids.count(i) > 1})
+            if repeated:
+                raise ValueError(f"{kind} ids must be unique; repeated: {', '.join(repeated)}")
+        bad_caps = sorted(name for name, limit in self.caps.items() if limit < 0)
+        if bad_caps:
+            raise ValueError(f"caps must be >= 0: {', '.join(bad_caps)}")
+        return self
+
+    def rule_for(self, action: Action) -> Rule | None:
+        """The first rule (retired ones included) matching the action, or None."""
+        for rule in self.rules:
+            if rule.action is action.kind and rule.when.match(action):
+                return rule
+        return None
+
+    def cap_for(self, rule: Rule) -> int | None:
+        return self.caps.get(rule.cap_type)
+
+    def uses_segments(self) -> bool:
+        """Whether any campaign needs the player_segments table (else it is never read)."""
+        return any(campaign.audience.segments for campaign in self.campaigns)
+
+
+def parse_rule_book(text: str, *, origin: str = "<text>") -> RuleBook:
+    """Parse and validate a rules file's text; RulesFileError says what and where."""
+    try:
+        data = tomllib.loads(text)
+        return RuleBook.model_validate(data)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesFileError(f"{origin}: not TOML: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise RulesFileError(
+            f"{origin}: {where or 'file'}: {first['msg']} ({exc.error_count()} errors)"
+        ) from None
+
+
+def load_rule_book(path: Path) -> RuleBook:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulesFileError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_rule_book(text, origin=str(path))

@@ -1,0 +1,229 @@
+"""Settling a batch of decisions against the database's state, in event order, without I/O.
+
+Given what the batch read under lock (today's cap counters, wallet nets, the ledger rows of
+the purchases involved), this decides each event's outcome and the rows to write:
+1. purchases already fulfilled are duplicates; refunds find the grants they reverse;
+2. daily caps: an event over its cap is refused as `capped` and recorded, not granted;
+3. wallet nets (balance - debt) move by every ledger row; a claw-back that would take a net
+   below zero is either recorded as debt or refused, per the `negative_balance` setting.
+Later events of the batch see the effects of earlier ones (counters, nets, purchases).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from workers.processors.rewards.actions import ActionKind
+from workers.processors.rewards.grants import (
+    AssetKind,
+    GrantRecord,
+    LedgerRow,
+    grant_id_for,
+)
+from workers.processors.rewards.plan import (
+    ClawbackPlan,
+    Decision,
+    GrantPlan,
+    Refusal,
+    RefusalCode,
+)
+from workers.processors.rewards.settings import NegativeBalancePolicy
+from workers.runtime.processor import OutcomeKind
+
+CapKey = tuple[str, date, str]
+WalletKey = tuple[str, AssetKind, str]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchState:
+    """What the batch read under lock; missing keys mean zero / no rows."""
+
+    cap_counts: Mapping[CapKey, int] = field(default_factory=dict)
+    nets: Mapping[WalletKey, int] = field(default_factory=dict)
+    purchase_rows: Mapping[str, tuple[LedgerRow, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """The outcome of one event; `record` is set when ledger rows were written for it."""
+
+    kind: OutcomeKind
+    reason: str = ""
+    record: GrantRecord | None = None
+    refusal: Refusal | None = None
+
+
+@dataclass
+class Settlement:
+    results: list[Settled] = field(default_factory=list)
+    ledger_rows: list[LedgerRow] = field(default_factory=list)
+    #: Final net of every wallet/inventory entry the batch touched.
+    nets: dict[WalletKey, int] = field(default_factory=dict)
+    #: Final value of every cap counter the batch touched.
+    cap_counts: dict[CapKey, int] = field(default_factory=dict)
+    #: Refusals to record in reward_refusals.
+    refusals: list[Refusal] = field(default_factory=list)
+    #: Idempotency keys whose durable claim must be released: they will be delivered again
+    #: (retry) or replayed from the dead letters (failed).
+    unclaimed: list[str] = field(default_factory=list)
+
+
+def wallet_key(row: LedgerRow) -> WalletKey:
+    return (row.player_id, row.asset_kind, row.asset_id)
+
+
+def grant_rows(plan: GrantPlan) -> tuple[LedgerRow, ...]:
+    grant_id = grant_id_for(plan.event.idempotency_key)
+    campaign = plan.campaign
+    return tuple(
+        LedgerRow(
+            grant_id=grant_id,
+            player_id=plan.event.player_id,
+            asset_kind=spec.kind,
+            asset_id=spec.asset,
+            amount=spec.amount,
+            reason=plan.action.kind.value,
+            idempotency_key=plan.event.idempotency_key,
+            source_event_id=plan.event.event_id,
+            rule_id=plan.rule.id,
+            rule_version=plan.rule.version,
+            campaign_id=campaign.id if campaign else None,
+            campaign_version=campaign.version if campaign else None,
+            purchase_ref=plan.action.purchase_ref or None,
+        )
+        for spec in plan.grants
+    )
+
+
+def reversal_rows(plan: ClawbackPlan, granted: Sequence[LedgerRow]) -> tuple[LedgerRow, ...]:
+    """Exactly the negation of the purchase's grant rows, on the purchase's player."""
+    grant_id = grant_id_for(plan.event.idempotency_key)
+    return tuple(
+        LedgerRow(
+            grant_id=grant_id,
+            player_id=row.player_id,
+            asset_kind=row.asset_kind,
+            asset_id=row.asset_id,
+            amount=-row.amount,
+            reason=ActionKind.PURCHASE_REFUNDED.value,
+            idempotency_key=plan.event.idempotency_key,
+            source_event_id=plan.event.event_id,
+            rule_id=row.rule_id,
+            rule_version=row.rule_version,
+            campaign_id=row.campaign_id,
+            campaign_version=row.campaign_version,
+            purchase_ref=plan.purchase_ref,
+            reverses_grant_id=row.grant_id,
+        )
+        for row in granted
+    )
+
+
+class _Batch:
+    """Running state while settling one batch."""
+
+    def __init__(self, state: BatchState, policy: NegativeBalancePolicy) -> None:
+        self.state = state
+        self.policy = policy
+        self.out = Settlement()
+        self.purchases: dict[str, list[LedgerRow]] = {
+            ref: list(rows) for ref, rows in state.purchase_rows.items()
+        }
+
+    def net(self, key: WalletKey) -> int:
+        return self.out.nets.get(key, self.state.nets.get(key, 0))
+
+    def count(self, key: CapKey) -> int:
+        return self.out.cap_counts.get(key, self.state.cap_counts.get(key, 0))
+
+    def refuse(self, refusal: Refusal) -> None:
+        if refusal.recorded:
+            self.out.refusals.append(refusal)
+        self.out.results.append(Settled(OutcomeKind.REJECTED, refusal.reason, refusal=refusal))
+
+    def write(self, rows: tuple[LedgerRow, ...], campaign_missed: str = "") -> None:
+        for row in rows:
+            self.out.nets[wallet_key(row)] = self.net(wallet_key(row)) + row.amount
+            if row.purchase_ref:
+                self.purchases.setdefault(row.purchase_ref, []).append(row)
+        self.out.ledger_rows.extend(rows)
+        record = GrantRecord(rows, campaign_missed)
+        reason = f"campaign skipped: {campaign_missed}" if campaign_missed else ""
+        self.out.results.append(Settled(OutcomeKind.APPLIED, reason, record))
+
+    def grant(self, plan: GrantPlan) -> None:
+        ref = plan.action.purchase_ref
+        if ref:
+            earlier = [r for r in self.purchases.get(ref, []) if r.reverses_grant_id is None]
+            if earlier:
+                detail = f"purchase {ref} already fulfilled by grant {earlier[0].grant_id}"
+                self.out.results.append(Settled(OutcomeKind.DUPLICATE, detail))
+                return
+        if plan.cap is not None:
+            key = (plan.event.player_id, plan.day, plan.rule.cap_type)
+            if self.count(key) >= plan.cap:
+                detail = f"{plan.rule.cap_type} cap of {plan.cap}/day reached on {plan.day}"
+                self.refuse(Refusal(plan.event, RefusalCode.CAPPED, detail, plan.rule))
+                return
+            self.out.cap_counts[key] = self.count(key) + 1
+        self.write(grant_rows(plan), plan.campaign_missed)
+
+    def claw_back(self, plan: ClawbackPlan) -> None:
+        rows = self.purchases.get(plan.purchase_ref, [])
+        granted = [r for r in rows if r.reverses_grant_id is None]
+        if not granted:
+            # Usually the purchase's own event is still in a retry tier: try again later.
+            self.out.unclaimed.append(plan.event.idempotency_key)
+            detail = f"no grant for purchase {plan.purchase_ref} yet"
+            self.out.results.append(Settled(OutcomeKind.RETRY, detail))
+            return
+        if any(r.reverses_grant_id is not None for r in rows):
+            detail = f"purchase {plan.purchase_ref} was already clawed back"
+            self.refuse(Refusal(plan.event, RefusalCode.ALREADY_CLAWED_BACK, detail))
+            return
+        reversal = reversal_rows(plan, granted)
+        short = [r for r in reversal if self.net(wallet_key(r)) + r.amount < 0]
+        if short and self.policy == "reject":
+            assets = ", ".join(f"{r.asset_id} {self.net(wallet_key(r))}<{-r.amount}" for r in short)
+            detail = f"claw-back of {plan.purchase_ref} exceeds the balance ({assets})"
+            self.refuse(Refusal(plan.event, RefusalCode.INSUFFICIENT_BALANCE, detail))
+            return
+        self.write(reversal)
+
+
+def settle(
+    decisions: Sequence[Decision], state: BatchState, policy: NegativeBalancePolicy
+) -> Settlement:
+    """One Settled per decision, in order, and the rows that make them durable."""
+    batch = _Batch(state, policy)
+    for decision in decisions:
+        if isinstance(decision, GrantPlan):
+            batch.grant(decision)
+        elif isinstance(decision, ClawbackPlan):
+            batch.claw_back(decision)
+        elif isinstance(decision, Refusal):
+            batch.refuse(decision)
+        else:
+            batch.out.unclaimed.append(decision.event.idempotency_key)
+            batch.out.results.append(Settled(OutcomeKind.FAILED, decision.detail))
+    return batch.out
+
+
+def needed_state(decisions: Sequence[Decision]) -> tuple[set[CapKey], set[WalletKey], set[str]]:
+    """Cap counters, wallet entries (besides those of reversals) and purchases to read."""
+    caps: set[CapKey] = set()
+    wallets: set[WalletKey] = set()
+    purchases: set[str] = set()
+    for decision in decisions:
+        if isinstance(decision, GrantPlan):
+            if decision.cap is not None:
+                caps.add((decision.event.player_id, decision.day, decision.rule.cap_type))
+            for spec in decision.grants:
+                wallets.add((decision.event.player_id, spec.kind, spec.asset))
+            if decision.action.purchase_ref:
+                purchases.add(decision.action.purchase_ref)
+        elif isinstance(decision, ClawbackPlan):
+            purchases.add(decision.purchase_ref)
+    return caps, wallets, purchases
