@@ -89,7 +89,11 @@ async def wait_until_committed(
 
 
 @dataclass(frozen=True)
-class DeadLetter:
+class ConsumedRecord:
+    """A record read back from a topic (dead letters, retry tiers)."""
+
+    partition: int
+    offset: int
     key: bytes | None
     value: bytes | None
     headers: dict[str, bytes]
@@ -97,11 +101,13 @@ class DeadLetter:
 
 async def read_all(
     settings: KafkaSettings, topic: Topic, *, expected: int, timeout_s: float = 30.0
-) -> list[DeadLetter]:
-    """Every record of `topic` from the beginning, waiting until `expected` are there at most."""
+) -> list[ConsumedRecord]:
+    """Every record of `topic` from the beginning: read up to the high watermark of every
+    partition (as the fetch responses report it, which the embedded broker gets right), and on
+    until at least `expected` records are there or the deadline passes."""
     consumer = AIOKafkaConsumer(**settings.client_kwargs(), enable_auto_commit=False)
     await consumer.start()
-    records: list[DeadLetter] = []
+    records: list[ConsumedRecord] = []
     try:
         partitions = [TopicPartition(topic.name, index) for index in range(topic.partitions)]
         consumer.assign(partitions)
@@ -111,11 +117,26 @@ async def read_all(
             batches = await consumer.getmany(timeout_ms=200, max_records=1000)
             for batch in batches.values():
                 records.extend(
-                    DeadLetter(message.key, message.value, dict(message.headers))
+                    ConsumedRecord(
+                        message.partition,
+                        message.offset,
+                        message.key,
+                        message.value,
+                        {name: bytes(value) for name, value in message.headers},
+                    )
                     for message in batch
                 )
-            if not batches and len(records) >= expected:
+            if len(records) >= expected and await _caught_up(consumer, partitions):
                 break
     finally:
         await consumer.stop()
     return records
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
+    """Whether every partition was fetched at least once and read up to its high watermark."""
+    for tp in partitions:
+        highwater = consumer.highwater(tp)
+        if highwater is None or await consumer.position(tp) < highwater:
+            return False
+    return True

@@ -1,0 +1,133 @@
+"""One fault test's world: its group and topics, its workers, its slice of MySQL and Redis.
+
+    scenario = await make_scenario()            # fixture: topics created, nothing running
+    ends = await scenario.preload(plan)          # the whole plan on the input topic
+    worker = scenario.start_worker("a")          # a real process
+    await scenario.wait_progress(len(plan.expected) // 3)
+    worker.kill(); scenario.start_worker("b")
+    await scenario.settle(plan, ends)            # exact, or fails listing what is wrong
+
+Every wait polls real state with a deadline; none sleeps a fixed time to let things happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from aiokafka import TopicPartition
+
+from topics.catalog import ConsumerGroup, Topic
+from topics.settings import KafkaSettings
+
+from .broker import ConsumedRecord, committed_offsets, lag, read_all, wait_until_committed
+from .checker import ProbeState, StateReader, discrepancies
+from .events import EventPlan, Record, produce
+from .worker import WorkerConfig, WorkerProcess
+
+SETTLE_TIMEOUT_S = 60.0
+
+
+class FaultTestError(AssertionError):
+    """The run did not end in the exact expected state; the message says how, with logs."""
+
+
+@dataclass
+class Scenario:
+    group: ConsumerGroup
+    kafka: KafkaSettings
+    reader: StateReader
+    config: WorkerConfig
+    workers: list[WorkerProcess] = field(default_factory=list)
+
+    @property
+    def source(self) -> Topic:
+        return self.group.inputs[0]
+
+    def start_worker(self, name: str) -> WorkerProcess:
+        worker = WorkerProcess(self.config, name).start()
+        self.workers.append(worker)
+        return worker
+
+    async def preload(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
+        """Put records on the input topic; the end offsets they reached, per partition."""
+        return await produce(self.kafka, self.source, records)
+
+    async def wait_progress(self, applied: int, *, timeout_s: float = 60.0) -> int:
+        """Wait until at least `applied` events have a durable effect; fails if they do not."""
+        reached = await self.reader.wait_applied(applied, timeout_s=timeout_s)
+        if reached < applied:
+            self.fail(f"only {reached} of {applied} events applied within {timeout_s} s")
+        return reached
+
+    async def settle(
+        self,
+        plan: EventPlan,
+        ends: dict[TopicPartition, int],
+        *,
+        check_counts: bool = True,
+        timeout_s: float = SETTLE_TIMEOUT_S,
+    ) -> ProbeState:
+        """Wait for the run to end, then require the exact expected state.
+
+        1. poll the effects until they match the plan (a wrong state never becomes right by
+           itself: lost events stay lost and doubled counts stay doubled), or the deadline;
+        2. wait until the group committed every input record (the duplicates are past too);
+        3. wait until the retry consumer committed every record sent to the retry tiers;
+        4. read once more: no late double may have slipped in after step 1.
+        """
+        deadline = time.monotonic() + timeout_s
+        problems = await self._poll_exact(plan, check_counts, deadline)
+        if problems:
+            self.fail("final state differs from the plan:\n" + "\n".join(problems))
+        left = await wait_until_committed(
+            self.kafka, self.group.name, ends, timeout_s=max(deadline - time.monotonic(), 1.0)
+        )
+        if left:
+            self.fail(f"{left} input records never committed by {self.group.name}")
+        await self._wait_retries_committed(deadline)
+        state = await self.reader.read()
+        problems = discrepancies(plan, state, check_counts=check_counts)
+        if problems:
+            self.fail("state changed after it was exact:\n" + "\n".join(problems))
+        return state
+
+    async def dead_letters(self, expected: int, *, timeout_s: float = 20.0) -> list[ConsumedRecord]:
+        return await read_all(
+            self.kafka, self.group.dead_letter, expected=expected, timeout_s=timeout_s
+        )
+
+    def fail(self, message: str) -> None:
+        tails = "\n".join(worker.log_tail() for worker in self.workers)
+        raise FaultTestError(f"{message}\n{tails}")
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+    async def _poll_exact(self, plan: EventPlan, check_counts: bool, deadline: float) -> list[str]:
+        while True:
+            problems = discrepancies(plan, await self.reader.read(), check_counts=check_counts)
+            if not problems or time.monotonic() > deadline:
+                return problems
+            await asyncio.sleep(0.25)
+
+    async def _wait_retries_committed(self, deadline: float) -> None:
+        tiers = tuple(tier.topic for tier in self.group.retry_tiers)
+        ends: dict[TopicPartition, int] = {}
+        for topic in tiers:
+            for record in await read_all(self.kafka, topic, expected=0, timeout_s=2.0):
+                tp = TopicPartition(topic.name, record.partition)
+                ends[tp] = max(ends.get(tp, 0), record.offset + 1)
+        if not ends:
+            return
+        group_id = f"{self.group.name}.retry"
+        while True:
+            left = lag(ends, await committed_offsets(self.kafka, group_id, ends))
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                self.fail(f"{left} retry records never committed by {group_id}")
+            await asyncio.sleep(0.25)
