@@ -1,0 +1,176 @@
+"""Settling a batch: caps, purchase dedup, exact claw-backs, debt or rejection, event order."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from rewards_builders import NOW
+
+from workers.processors.rewards.actions import Action, ActionKind
+from workers.processors.rewards.grants import AssetKind, GrantSpec, LedgerRow, grant_id_for
+from workers.processors.rewards.plan import ClawbackPlan, EventRef, GrantPlan, RefusalCode
+from workers.processors.rewards.rules import Rule
+from workers.processors.rewards.settle import BatchState, Settlement, settle
+from workers.runtime.processor import OutcomeKind
+
+DAY = NOW.date()
+WIN = Rule(
+    id="win", version=1, action=ActionKind.MATCH_WON, grants=(GrantSpec(asset="coins", amount=10),)
+)
+PACK = Rule(
+    id="pack",
+    version=2,
+    action=ActionKind.PURCHASE_FULFILLED,
+    grants=(
+        GrantSpec(asset="gems", amount=100),
+        GrantSpec(asset="sword", kind=AssetKind.ITEM, amount=1),
+    ),
+)
+
+
+def win(key: str, *, player: str = "p1", cap: int | None = None, day: date = DAY) -> GrantPlan:
+    return GrantPlan(
+        event=EventRef(player, key, f"e-{key}"),
+        action=Action(ActionKind.MATCH_WON),
+        rule=WIN,
+        grants=WIN.grants,
+        campaign=None,
+        campaign_missed="",
+        day=day,
+        cap=cap,
+    )
+
+
+def purchase(key: str, ref: str = "apple:t1") -> GrantPlan:
+    return GrantPlan(
+        event=EventRef("p1", key, f"e-{key}"),
+        action=Action(ActionKind.PURCHASE_FULFILLED, purchase_ref=ref),
+        rule=PACK,
+        grants=PACK.grants,
+        campaign=None,
+        campaign_missed="",
+        day=DAY,
+        cap=None,
+    )
+
+
+def refund(key: str, ref: str = "apple:t1") -> ClawbackPlan:
+    return ClawbackPlan(EventRef("p1", key, f"e-{key}"), ref)
+
+
+def kinds(out: Settlement) -> list[OutcomeKind]:
+    return [result.kind for result in out.results]
+
+
+def test_caps_count_earlier_grants_and_earlier_events_of_the_batch() -> None:
+    state = BatchState(cap_counts={("p1", DAY, "match_won"): 1})
+    out = settle([win("a", cap=3), win("b", cap=3), win("c", cap=3)], state, "debt")
+    assert kinds(out) == [OutcomeKind.APPLIED, OutcomeKind.APPLIED, OutcomeKind.REJECTED]
+    capped = out.results[2].refusal
+    assert capped is not None and capped.code is RefusalCode.CAPPED
+    assert out.results[2].reason == "capped: match_won cap of 3/day reached on 2026-11-25"
+    assert out.cap_counts == {("p1", DAY, "match_won"): 3}
+    assert [r.event.idempotency_key for r in out.refusals] == ["c"]
+    assert out.nets == {("p1", AssetKind.CURRENCY, "coins"): 20}
+
+
+def test_caps_are_per_player_and_per_day() -> None:
+    other_day = date(2026, 11, 26)
+    out = settle(
+        [win("a", cap=1), win("b", cap=1, player="p2"), win("c", cap=1, day=other_day)],
+        BatchState(),
+        "debt",
+    )
+    assert kinds(out) == [OutcomeKind.APPLIED] * 3
+
+
+def test_a_grant_adds_to_the_existing_net_and_pays_debt_first() -> None:
+    state = BatchState(nets={("p1", AssetKind.CURRENCY, "coins"): -15})
+    out = settle([win("a"), win("b")], state, "debt")
+    assert out.nets == {("p1", AssetKind.CURRENCY, "coins"): 5}
+    rows = out.ledger_rows
+    assert [(r.grant_id, r.amount, r.rule_id, r.reason) for r in rows] == [
+        (grant_id_for("a"), 10, "win", "match_won"),
+        (grant_id_for("b"), 10, "win", "match_won"),
+    ]
+
+
+def test_a_purchase_fulfilled_twice_is_a_duplicate_even_under_another_key() -> None:
+    out = settle([purchase("v1"), purchase("v2")], BatchState(), "debt")
+    assert kinds(out) == [OutcomeKind.APPLIED, OutcomeKind.DUPLICATE]
+    assert f"already fulfilled by grant {grant_id_for('v1')}" in out.results[1].reason
+    assert len(out.ledger_rows) == 2
+
+
+def test_a_refund_reverses_exactly_the_purchase_grants() -> None:
+    out = settle([purchase("v1"), win("w"), refund("r1")], BatchState(), "debt")
+    assert kinds(out) == [OutcomeKind.APPLIED] * 3
+    reversal = out.results[2].record
+    assert reversal is not None
+    assert [(r.asset_id, r.amount, r.reverses_grant_id, r.reason) for r in reversal.rows] == [
+        ("gems", -100, grant_id_for("v1"), "purchase_refunded"),
+        ("sword", -1, grant_id_for("v1"), "purchase_refunded"),
+    ]
+    assert out.nets == {
+        ("p1", AssetKind.CURRENCY, "gems"): 0,
+        ("p1", AssetKind.ITEM, "sword"): 0,
+        ("p1", AssetKind.CURRENCY, "coins"): 10,
+    }
+
+
+def earlier_purchase(player: str = "p1") -> dict[str, tuple[LedgerRow, ...]]:
+    row = LedgerRow(
+        grant_id="g-old",
+        player_id=player,
+        asset_kind=AssetKind.CURRENCY,
+        asset_id="gems",
+        amount=100,
+        reason="purchase_fulfilled",
+        idempotency_key="v-old",
+        source_event_id="e-old",
+        rule_id="pack",
+        rule_version=1,
+        purchase_ref="apple:t1",
+    )
+    return {"apple:t1": (row,)}
+
+
+def test_a_claw_back_below_zero_becomes_debt_under_the_debt_policy() -> None:
+    state = BatchState(
+        nets={("p1", AssetKind.CURRENCY, "gems"): 30}, purchase_rows=earlier_purchase()
+    )
+    out = settle([refund("r1")], state, "debt")
+    assert kinds(out) == [OutcomeKind.APPLIED]
+    assert out.nets == {("p1", AssetKind.CURRENCY, "gems"): -70}
+    assert out.ledger_rows[0].amount == -100
+
+
+def test_a_claw_back_below_zero_is_refused_under_the_reject_policy() -> None:
+    state = BatchState(
+        nets={("p1", AssetKind.CURRENCY, "gems"): 30}, purchase_rows=earlier_purchase()
+    )
+    out = settle([refund("r1")], state, "reject")
+    assert kinds(out) == [OutcomeKind.REJECTED]
+    assert out.results[0].reason.startswith("insufficient_balance: claw-back of apple:t1")
+    assert "gems 30<100" in out.results[0].reason
+    assert out.ledger_rows == [] and out.nets == {}
+    assert [r.code for r in out.refusals] == [RefusalCode.INSUFFICIENT_BALANCE]
+
+
+def test_a_second_refund_of_the_same_purchase_is_refused() -> None:
+    out = settle([refund("r1"), refund("r2")], BatchState(purchase_rows=earlier_purchase()), "debt")
+    assert kinds(out) == [OutcomeKind.APPLIED, OutcomeKind.REJECTED]
+    assert out.results[1].reason == "already_clawed_back: purchase apple:t1 was already clawed back"
+
+
+def test_a_refund_before_its_purchase_is_retried_and_its_claim_released() -> None:
+    out = settle([refund("r1")], BatchState(), "debt")
+    assert kinds(out) == [OutcomeKind.RETRY]
+    assert out.unclaimed == ["r1"]
+    assert out.ledger_rows == []
+
+
+def test_claw_backs_follow_the_purchase_to_its_player() -> None:
+    state = BatchState(purchase_rows=earlier_purchase(player="p9"))
+    out = settle([refund("r1")], state, "debt")
+    assert out.ledger_rows[0].player_id == "p9"
