@@ -174,6 +174,14 @@ LEADERBOARD_RANKS = Topic(
     "Rank changes past a threshold (entered the top N, reached or lost first place).",
     frozenset({"leaderboard_rank_changed"}),
 )
+PLAYER_FLAGS = Topic(
+    "players.flags.v1",
+    6,
+    30 * DAY_MS,
+    "velocity",
+    "Players flagged as abusive (too many events in one window); one flag per player and window.",
+    frozenset({"player_flagged"}),
+)
 
 DATA_TOPICS: tuple[Topic, ...] = (
     PLAYER_ACTIONS,
@@ -185,6 +193,7 @@ DATA_TOPICS: tuple[Topic, ...] = (
     IAP_OUTCOMES,
     NOTIFICATION_OUTCOMES,
     LEADERBOARD_RANKS,
+    PLAYER_FLAGS,
 )
 
 LEADERBOARDS_GROUP = ConsumerGroup("leaderboards", (LEADERBOARD_SCORES,))
