@@ -35,6 +35,7 @@ from workers.processors.rewards.plan import decide
 from workers.processors.rewards.rules import RuleBook, load_rule_book
 from workers.processors.rewards.settings import RewardsSettings
 from workers.processors.rewards.settle import Settled, settle
+from workers.runtime.context import ProcessorFactory, WorkerContext
 from workers.runtime.durable import claim_durably
 from workers.runtime.processor import Outcome, OutcomeKind, OutputEvent
 
@@ -216,3 +217,14 @@ class RewardsProcessor:
         if result.refusal is not None:
             self._metrics.refusals.labels(result.refusal.code.value).inc()
         return Outcome(result.kind, result.reason)
+
+
+def rewards_factory(settings: RewardsSettings | None = None) -> ProcessorFactory:
+    """The registry's factory. FleetSettings has no `rewards` section yet: defaults apply."""
+
+    def build(context: WorkerContext) -> RewardsProcessor:
+        return RewardsProcessor(
+            context.mysql, settings or RewardsSettings(), metrics=context.metrics
+        )
+
+    return build
