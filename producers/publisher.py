@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, NamedTuple, Self
 
@@ -93,9 +93,16 @@ class Publisher:
     """
 
     def __init__(
-        self, kafka: KafkaSettings, settings: PublisherSettings, registry: CollectorRegistry
+        self,
+        kafka: KafkaSettings,
+        settings: PublisherSettings,
+        registry: CollectorRegistry,
+        *,
+        producer_factory: Callable[..., Any] = AIOKafkaProducer,
     ) -> None:
+        """`producer_factory` builds the aiokafka producer; unit tests pass a fake."""
         self._kafka = kafka
+        self._producer_factory = producer_factory
         self._settings = settings
         self._metrics = PublisherMetrics(registry)
         self._slots = asyncio.Semaphore(settings.max_in_flight)
@@ -105,7 +112,7 @@ class Publisher:
         """Connect to the cluster; raise PublishError when no broker answers."""
         if self._producer is not None:
             return
-        producer = AIOKafkaProducer(
+        producer = self._producer_factory(
             **self._kafka.client_kwargs(),
             acks="all" if self._settings.acks == "all" else int(self._settings.acks),
             enable_idempotence=self._kafka.enable_idempotence,

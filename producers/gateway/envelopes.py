@@ -33,9 +33,9 @@ PLATFORMS: dict[str, Platform] = {
     "web": Platform.PLATFORM_WEB,
     "server": Platform.PLATFORM_SERVER,
 }
-#: What a malformed JSON document or payload can raise while being parsed: JSONDecodeError and
-#: json_format.ParseError are ValueErrors; a deeply nested document raises RecursionError.
-_PARSE_ERRORS = (ValueError, TypeError, RecursionError)
+#: What a malformed JSON document or payload can raise while being parsed: JSONDecodeError is a
+#: ValueError, json_format.ParseError is not; a deeply nested document raises RecursionError.
+_PARSE_ERRORS = (json_format.ParseError, ValueError, TypeError, RecursionError)
 
 
 @dataclass(frozen=True)
