@@ -1,0 +1,110 @@
+"""`liveops rewards verify` recomputes the wallet from the ledger and reports every mismatch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pymysql
+import pytest
+from typer.testing import CliRunner
+
+from workers.cli import app
+from workers.db import MySQLTarget
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def db(mysql_target: MySQLTarget) -> Iterator[pymysql.Connection]:
+    conn = pymysql.connect(
+        host=mysql_target.host,
+        port=mysql_target.port,
+        user=mysql_target.user,
+        password=mysql_target.password,
+        database=mysql_target.database,
+        autocommit=True,
+    )
+    yield conn
+    conn.close()
+
+
+def grant(db: pymysql.Connection, player: str, key: str, asset: str, amount: int) -> None:
+    """What the processor writes for one grant: a ledger row and the wallet row it moves."""
+    with db.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO reward_ledger (grant_id, player_id, asset_kind, asset_id, amount, reason,"
+            " source, idempotency_key, source_event_id) VALUES (%s, %s, 'currency', %s, %s,"
+            " 'level_completed', 'rewards', %s, %s)",
+            (key[:32], player, asset, amount, key, key),
+        )
+        cursor.execute(
+            "INSERT INTO wallet_balances (player_id, currency, balance, debt)"
+            " VALUES (%s, %s, %s, 0) ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance)",
+            (player, asset, amount),
+        )
+
+
+def verify(mysql_target: MySQLTarget) -> tuple[int, str]:
+    dsn = f"mysql://{mysql_target.user}@{mysql_target.host}:{mysql_target.port}/"
+    result = CliRunner().invoke(
+        app, ["rewards", "verify"], env={"LIVEOPS_MYSQL__DSN": dsn + mysql_target.database}
+    )
+    return result.exit_code, result.output
+
+
+def test_verify_finds_an_injected_mismatch_and_exits_1(
+    db: pymysql.Connection, mysql_target: MySQLTarget, unique_name: str
+) -> None:
+    grant(db, unique_name, f"{unique_name}-1", "coins", 70)
+    grant(db, unique_name, f"{unique_name}-2", "coins", 30)
+    grant(db, unique_name, f"{unique_name}-3", "gems", 5)
+    clean_code, clean_output = verify(mysql_target)
+    with db.cursor() as cursor:
+        # Corrupt the derived rows behind the ledger's back: one changed, one orphan row.
+        cursor.execute(
+            "UPDATE wallet_balances SET balance = 90 WHERE player_id = %s AND currency = 'coins'",
+            (unique_name,),
+        )
+        cursor.execute(
+            "INSERT INTO wallet_balances (player_id, currency, balance) VALUES (%s, 'stars', 3)",
+            (unique_name,),
+        )
+    try:
+        code, output = verify(mysql_target)
+    finally:
+        # Other tests of the session verify this database too: put it back.
+        with db.cursor() as cursor:
+            cursor.execute(
+                "UPDATE wallet_balances SET balance = 100 WHERE player_id = %s"
+                " AND currency = 'coins'",
+                (unique_name,),
+            )
+            cursor.execute(
+                "DELETE FROM wallet_balances WHERE player_id = %s AND currency = 'stars'",
+                (unique_name,),
+            )
+
+    assert clean_code == 0, clean_output
+    assert "ledger consistent" in clean_output
+    assert code == 1
+    mine = sorted(line for line in output.splitlines() if unique_name in line)
+    assert mine == [
+        f"MISMATCH {unique_name} currency coins: ledger says 100, wallet has 90 with debt 0",
+        f"MISMATCH {unique_name} currency stars: ledger says 0, wallet has 3 with debt 0",
+    ]
+    # Other tests' players are consistent, so ours are the only mismatches.
+    assert output.splitlines()[-1].startswith("ledger 2 mismatches: ")
+    assert verify(mysql_target)[0] == 0
+
+
+def test_the_ledger_refuses_updates_and_deletes(db: pymysql.Connection, unique_name: str) -> None:
+    grant(db, unique_name, f"{unique_name}-1", "coins", 10)
+    with db.cursor() as cursor:
+        for statement in (
+            "UPDATE reward_ledger SET amount = 1000 WHERE player_id = %s",
+            "DELETE FROM reward_ledger WHERE player_id = %s",
+        ):
+            with pytest.raises(pymysql.err.OperationalError, match="append-only"):
+                cursor.execute(statement, (unique_name,))
+        cursor.execute("SELECT SUM(amount) FROM reward_ledger WHERE player_id = %s", (unique_name,))
+        assert cursor.fetchone() == (10,)
