@@ -15,7 +15,7 @@ import pytest
 from google.protobuf import unknown_fields
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.codec import (
@@ -173,6 +173,8 @@ def _unknown_fields(numbers: st.SearchStrategy[int]) -> st.SearchStrategy[bytes]
     return st.lists(one, max_size=4).map(b"".join)
 
 
+# No deadline: the machine is shared, a slow example is not a failure.
+@settings(deadline=None)
 @given(_unknown_fields(_unused_envelope_numbers), _unknown_fields(_unused_level_numbers))
 def test_any_unknown_fields_survive_a_round_trip_byte_for_byte(top: bytes, inner: bytes) -> None:
     data = newer_client_bytes(envelope_unknown=top, payload_unknown=inner)
@@ -226,6 +228,8 @@ def test_tombstone_is_undecodable_and_contract_errors_are_not_retriable() -> Non
     assert not caught.value.retriable
 
 
+# No deadline: the machine is shared, a slow example is not a failure.
+@settings(deadline=None)
 @given(st.binary(max_size=128))
 def test_decode_of_any_bytes_returns_an_envelope_or_raises_undecodable(data: bytes) -> None:
     try:
