@@ -30,3 +30,8 @@ def lease_value(worker_id: str) -> str:
 def probe_counts_key(prefix: str, processor: str) -> str:
     """Hash of applied-event counts per player, written by the probe processor."""
     return f"{prefix}:probe:{processor}:counts"
+
+
+def probe_attempts_key(prefix: str, processor: str) -> str:
+    """Hash of failed attempts per idempotency key, for the probe's `flaky-<n>-` players."""
+    return f"{prefix}:probe:{processor}:attempts"

@@ -74,7 +74,11 @@ class Processor(Protocol):
     name: ClassVar[str]
     #: Recorded in dead-letter headers, so an operator knows which code refused an event.
     version: ClassVar[str]
-    group: ClassVar[ConsumerGroup]
+
+    @property
+    def group(self) -> ConsumerGroup:
+        """The consumer group (inputs, retry tiers, dead letters). A ClassVar satisfies this;
+        a processor built for a group chosen at run time (the probe) sets an attribute."""
 
     async def start(self) -> None:
         """Open connections, load rules; called once before the first batch."""

@@ -30,5 +30,11 @@ class RuntimeSettings(BaseModel):
     liveness_stale_s: float = Field(default=30.0, gt=0)
     #: How often consumer lag is measured (one committed() + end_offsets() round trip).
     lag_refresh_s: float = Field(default=15.0, gt=0)
+    #: Consumer group liveness. A restarted worker's partitions come back after the old
+    #: member's session expires (the embedded broker does not act on LeaveGroup at once).
+    session_timeout_ms: int = Field(default=10_000, gt=0)
+    heartbeat_interval_ms: int = Field(default=3_000, gt=0)
+    #: How long the group waits for members to rejoin: covers finishing the batch in flight.
+    rebalance_timeout_ms: int = Field(default=30_000, gt=0)
     #: Longest the retry consumer waits in one poll while its partitions are paused.
     retry_poll_ms: int = Field(default=200, gt=0)

@@ -1,0 +1,102 @@
+"""Calling processor.handle() so that one bad event never takes its batch down with it.
+
+- TransientError: retried in process (tenacity) for a short budget, then every event of the
+  batch is reported RETRY with the error.
+- PermanentError, or any unexpected exception: the batch is bisected until the guilty events
+  stand alone; those are reported FAILED with the error; the others are handled normally.
+- DependencyUnavailableError (and driver connection errors) propagate: the loop holds position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from schemas.liveops.v1.envelope_pb2 import Envelope
+from workers.errors import DependencyUnavailableError, PermanentError, TransientError
+from workers.runtime.failures import classify, stack_digest
+from workers.runtime.headers import Failure
+from workers.runtime.processor import Outcome, Processor
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """An event's outcome, and the failure behind it when it is RETRY or FAILED."""
+
+    outcome: Outcome
+    failure: Failure | None = None
+
+
+class _WrongOutcomeCountError(PermanentError):
+    """handle() returned a different number of outcomes than events: a processor bug."""
+
+
+def failure_of(exc: BaseException) -> Failure:
+    return Failure(type(exc).__name__, str(exc) or type(exc).__name__, stack_digest(exc))
+
+
+async def handle_batch(
+    processor: Processor, batch: Sequence[Envelope], *, transient_budget_s: float
+) -> list[Verdict]:
+    """One verdict per event of `batch`, in order. Raises only DependencyUnavailableError."""
+    if not batch:
+        return []
+    try:
+        outcomes = await _handle_with_retries(processor, batch, transient_budget_s)
+    except DependencyUnavailableError:
+        raise
+    except TransientError as exc:
+        failure = failure_of(exc)
+        return [Verdict(Outcome.retry(failure.message), failure) for _ in batch]
+    except Exception as exc:
+        if len(batch) > 1:
+            middle = len(batch) // 2
+            head = await handle_batch(processor, batch[:middle], transient_budget_s=0)
+            tail = await handle_batch(processor, batch[middle:], transient_budget_s=0)
+            return head + tail
+        failure = failure_of(exc)
+        if not isinstance(exc, PermanentError):
+            log.exception(
+                "handle raised an unexpected error",
+                processor=processor.name,
+                event_id=batch[0].event_id,
+                player_id=batch[0].player_id,
+                stack_digest=failure.stack_digest,
+            )
+        return [Verdict(Outcome.failed(failure.message), failure)]
+    return [Verdict(outcome) for outcome in outcomes]
+
+
+async def _handle_with_retries(
+    processor: Processor, batch: Sequence[Envelope], budget_s: float
+) -> Sequence[Outcome]:
+    retrying = AsyncRetrying(
+        stop=stop_after_delay(budget_s),
+        wait=wait_exponential(multiplier=0.05, max=0.5),
+        retry=retry_if_exception_type(TransientError),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await _handle_once(processor, batch)
+    raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
+
+
+async def _handle_once(processor: Processor, batch: Sequence[Envelope]) -> Sequence[Outcome]:
+    try:
+        outcomes = await processor.handle(batch)
+    except Exception as exc:
+        known = classify(exc)
+        if known is not None and known is not exc:
+            raise known from exc
+        raise
+    if len(outcomes) != len(batch):
+        raise _WrongOutcomeCountError(
+            f"{processor.name}.handle returned {len(outcomes)} outcomes for {len(batch)} events"
+        )
+    return outcomes

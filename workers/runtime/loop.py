@@ -1,0 +1,209 @@
+"""The consume loop of one processor: the only place offsets are committed.
+
+Per batch, in this order; each step starts only once the one before it is durable:
+1. Poll: `getmany(max_records, timeout_ms=linger_ms)`; auto commit off, earliest offset reset.
+2. Decode and validate each record; a ContractError is dead-lettered at once with the reason.
+3. Dedup claim in Redis, one round trip: DONE -> duplicate (skipped), LEASED by another
+   worker -> first retry tier, CLAIMED -> handle.
+4. processor.handle(claimed events) -> one outcome per event (TransientError retried in
+   process, then retry tier; PermanentError or a crash bisected down to the guilty events).
+5. Publish outputs, retry records and dead letters; await every broker ack.
+6. Mark done in Redis (one round trip) and release the leases of retried events.
+7. Commit the next offset of every partition in the batch; count the outcomes.
+DependencyUnavailableError at any step: seek back to the batch start, report not ready, back
+off (capped, jittered) and poll again; nothing is committed, nothing goes to retry topics.
+Order is kept per partition (records are keyed by player id). The retry loop (retry.py) is
+this loop with due-time selection in front of step 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from workers.errors import DependencyUnavailableError
+from workers.runtime.dedup import Deduplicator
+from workers.runtime.failures import backoff_s
+from workers.runtime.metrics import RuntimeMetrics
+from workers.runtime.outbox import Outbox
+from workers.runtime.pipeline import Pipeline
+from workers.runtime.records import InboundRecord
+from workers.runtime.settings import RuntimeSettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Progress:
+    """Shared by the loops of a worker: for runner mode, /healthz and /readyz."""
+
+    events: int = 0
+    last_event_at: float = field(default_factory=time.monotonic)
+    last_iteration_at: float = field(default_factory=time.monotonic)
+    #: Retry records polled but not yet due (a worker waiting for them is not idle).
+    waiting: int = 0
+    #: Dependencies currently failing, by name (redis, mysql, kafka).
+    down: set[str] = field(default_factory=set)
+
+
+class ConsumerLoop:
+    """Runs steps 1-7 until `stop` is set; one per consumer (input or retry) of a processor."""
+
+    def __init__(
+        self,
+        consumer: Any,
+        pipeline: Pipeline,
+        *,
+        outbox: Outbox,
+        dedup: Deduplicator,
+        metrics: RuntimeMetrics,
+        settings: RuntimeSettings,
+        progress: Progress,
+        max_records: int,
+        poll_ms: int,
+    ) -> None:
+        self.consumer = consumer
+        self.pipeline = pipeline
+        self._outbox = outbox
+        self._dedup = dedup
+        self._metrics = metrics
+        self._settings = settings
+        self.progress = progress
+        self._max_records = max_records
+        self._poll_ms = poll_ms
+        self._name = pipeline.processor.name
+        #: Set between batches; the rebalance listener waits for it before partitions move.
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._failures = 0
+        self._lag_at = 0.0
+
+    def listener(self) -> ConsumerRebalanceListener:
+        return _FinishBatchOnRevoke(self)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.progress.last_iteration_at = time.monotonic()
+            self._before_poll()
+            polled = await self.consumer.getmany(
+                timeout_ms=self._poll_ms, max_records=self._max_records
+            )
+            records = [InboundRecord.from_consumer(r) for rs in polled.values() for r in rs]
+            self.idle.clear()
+            try:
+                await self._run_batch(self._select(records))
+                self._failures = 0
+            except DependencyUnavailableError as exc:
+                await self._hold_position(records, exc, stop)
+            finally:
+                self.idle.set()
+            await self._measure_lag()
+
+    def _before_poll(self) -> None:
+        """Hook for the retry loop: resume partitions whose records are due."""
+
+    def _select(self, records: list[InboundRecord]) -> list[InboundRecord]:
+        """Hook for the retry loop: keep the records that are due. Input records all are."""
+        return records
+
+    async def _run_batch(self, records: Sequence[InboundRecord]) -> None:
+        if not records:
+            return
+        for record in records:
+            self._metrics.events_consumed.labels(record.topic, self._name).inc()
+        self._metrics.batch_size.labels(self._name).observe(len(records))
+        plan = await self.pipeline.plan(records)  # steps 2-4
+        await self._outbox.send_all(plan.records)  # step 5
+        await self._dedup.finish(plan.done, plan.release)  # step 6
+        await self._commit(records)  # step 7
+        self.pipeline.count(plan)
+        self.progress.events += plan.events
+        self.progress.last_event_at = time.monotonic()
+        for dependency in list(self.progress.down):
+            self._metrics.dependency_up.labels(dependency).set(1)
+        self.progress.down.clear()
+
+    async def _commit(self, records: Sequence[InboundRecord]) -> None:
+        offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The partitions moved on; their new owner polls these records again, and dedup
+            # turns the repeat into duplicates.
+            log.warning("commit refused after a rebalance", processor=self._name, error=str(exc))
+
+    async def _hold_position(
+        self, records: Sequence[InboundRecord], exc: DependencyUnavailableError, stop: asyncio.Event
+    ) -> None:
+        dependency = str(exc).split(":", 1)[0] or "unknown"
+        self.progress.down.add(dependency)
+        self._metrics.dependency_up.labels(dependency).set(0)
+        starts: dict[TopicPartition, int] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            starts[tp] = min(starts.get(tp, record.offset), record.offset)
+        for tp, offset in starts.items():
+            with contextlib.suppress(IllegalStateError, AssertionError):  # no longer ours
+                self.consumer.seek(tp, offset)
+        delay_s = backoff_s(
+            self._failures,
+            initial_s=self._settings.backoff_initial_s,
+            max_s=self._settings.backoff_max_s,
+        )
+        self._failures += 1
+        log.warning(
+            "dependency unavailable; holding position",
+            processor=self._name,
+            dependency=dependency,
+            error=str(exc),
+            retry_in_s=round(delay_s, 2),
+        )
+        self.idle.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay_s)
+
+    async def _measure_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_at < self._settings.lag_refresh_s:
+            return
+        self._lag_at = now
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return
+        try:
+            ends = await self.consumer.end_offsets(assigned)
+            for tp in assigned:
+                committed = await self.consumer.committed(tp)
+                lag = max(0, ends[tp] - (committed or 0))
+                self._metrics.consumer_lag.labels(tp.topic, str(tp.partition), self._name).set(lag)
+        except KafkaError as exc:
+            log.info("lag not measured", processor=self._name, error=str(exc))
+
+
+class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
+    """Before partitions move, let the batch in flight finish and commit (it commits itself)."""
+
+    def __init__(self, loop: ConsumerLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        if revoked:
+            self._loop._metrics.rebalances.labels(self._loop._name).inc()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._loop.idle.wait(), timeout=self._loop._settings.shutdown_deadline_s
+            )
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("partitions assigned", processor=self._loop._name, count=len(assigned))

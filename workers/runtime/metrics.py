@@ -1,0 +1,87 @@
+"""The runtime's Prometheus metrics, registered in a registry the worker creates (never global).
+
+Every metric is labelled by processor, so `liveops worker all` exposes all processors at once.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+_BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
+
+
+class RuntimeMetrics:
+    """All runtime metrics of one worker process."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.events_consumed = Counter(
+            "liveops_events_consumed_total",
+            "Records polled from input and retry topics.",
+            ["topic", "processor"],
+            registry=registry,
+        )
+        self.outcomes = Counter(
+            "liveops_outcomes_total",
+            "Final word on each event polled: applied, duplicate, rejected, retry, failed.",
+            ["processor", "outcome"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "liveops_duplicates_total",
+            "Events skipped because they were applied before.",
+            ["processor"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "liveops_retries_total",
+            "Events sent to a retry tier.",
+            ["processor", "tier"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "liveops_dead_letters_total",
+            "Events sent to the dead-letter topic, by error class.",
+            ["processor", "reason_class"],
+            registry=registry,
+        )
+        self.handle_seconds = Histogram(
+            "liveops_handle_seconds",
+            "Time in processor.handle() per batch, including in-process retries.",
+            ["processor"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "liveops_batch_size",
+            "Records per polled batch.",
+            ["processor"],
+            buckets=_BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.end_to_end_seconds = Histogram(
+            "liveops_end_to_end_seconds",
+            "From the gateway receiving an event to its outcome being final.",
+            ["processor"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "liveops_consumer_lag",
+            "Records between the committed offset and the end of the partition.",
+            ["topic", "partition", "processor"],
+            registry=registry,
+        )
+        self.rebalances = Counter(
+            "liveops_rebalances_total",
+            "Partitions revoked from this worker by a group rebalance.",
+            ["processor"],
+            registry=registry,
+        )
+        self.dependency_up = Gauge(
+            "liveops_dependency_up",
+            "1 when the dependency answered the last time it was used, else 0.",
+            ["dependency"],
+            registry=registry,
+        )

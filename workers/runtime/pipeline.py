@@ -1,0 +1,216 @@
+"""From polled records to a plan: what to publish, which dedup keys to finish, what to count.
+
+Shared by the input loop and the retry loop, so a retried event goes through exactly the same
+steps: decode, dedup claim, handle, route (outputs, next retry tier, dead letter). Nothing here
+touches offsets, and nothing is published: the loop does both, in order, from the Plan.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from schemas.codec import decode, encode, headers_for, validate
+from schemas.errors import ContractError
+from schemas.liveops.v1.envelope_pb2 import Envelope
+from workers.runtime import headers
+from workers.runtime.dedup import Claim, Deduplicator
+from workers.runtime.handling import Verdict, failure_of, handle_batch
+from workers.runtime.headers import Failure
+from workers.runtime.metrics import RuntimeMetrics
+from workers.runtime.processor import OutcomeKind, Processor
+from workers.runtime.records import InboundRecord, OutboundRecord
+from workers.runtime.settings import RuntimeSettings
+
+log = structlog.get_logger(__name__)
+
+_FINAL = frozenset({OutcomeKind.APPLIED, OutcomeKind.DUPLICATE, OutcomeKind.REJECTED})
+_LEASED = Failure("LeasedElsewhere", "another worker holds this event's dedup lease")
+
+
+@dataclass
+class Plan:
+    """What one batch produced; applied by the loop, then counted once its offsets commit."""
+
+    records: list[OutboundRecord] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+    release: list[str] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    retries: Counter[int] = field(default_factory=Counter)
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    end_to_end_s: list[float] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        return sum(self.outcomes.values())
+
+
+def trace_id(envelope: Envelope) -> str:
+    """The trace id of a W3C traceparent (`00-<trace-id>-<span-id>-<flags>`), or ""."""
+    parts = envelope.trace.traceparent.split("-")
+    return parts[1] if len(parts) == 4 else ""
+
+
+class Pipeline:
+    """The per-batch steps of one processor, up to (not including) publish and commit."""
+
+    def __init__(
+        self,
+        processor: Processor,
+        dedup: Deduplicator,
+        metrics: RuntimeMetrics,
+        settings: RuntimeSettings,
+    ) -> None:
+        self.processor = processor
+        self._dedup = dedup
+        self._metrics = metrics
+        self._settings = settings
+        self._tiers = processor.group.retry_tiers
+        self._tier_index = {tier.topic.name: i for i, tier in enumerate(self._tiers)}
+
+    async def plan(self, records: Sequence[InboundRecord]) -> Plan:
+        """Decode, claim, handle and route `records`. Raises DependencyUnavailableError only."""
+        plan = Plan()
+        decoded: list[tuple[InboundRecord, Envelope]] = []
+        seen: set[str] = set()
+        for record in records:
+            try:
+                envelope = validate(decode(record.value))
+            except ContractError as exc:
+                self._dead_letter(plan, record, failure_of(exc))
+                continue
+            if envelope.idempotency_key in seen:
+                plan.outcomes[OutcomeKind.DUPLICATE] += 1  # a copy within this very batch
+                continue
+            seen.add(envelope.idempotency_key)
+            decoded.append((record, envelope))
+
+        claims = await self._dedup.claim([envelope.idempotency_key for _, envelope in decoded])
+        claimed: list[tuple[InboundRecord, Envelope]] = []
+        for (record, envelope), claim in zip(decoded, claims, strict=True):
+            if claim is Claim.DONE:
+                plan.outcomes[OutcomeKind.DUPLICATE] += 1
+            elif claim is Claim.LEASED:
+                self._retry(plan, record, envelope, _LEASED)
+            else:
+                claimed.append((record, envelope))
+
+        started = time.perf_counter()
+        verdicts = await handle_batch(
+            self.processor,
+            [envelope for _, envelope in claimed],
+            transient_budget_s=self._settings.transient_retry_budget_s,
+        )
+        if claimed:
+            self._metrics.handle_seconds.labels(self.processor.name).observe(
+                time.perf_counter() - started
+            )
+        for (record, envelope), verdict in zip(claimed, verdicts, strict=True):
+            self._route(plan, record, envelope, verdict)
+        return plan
+
+    def count(self, plan: Plan) -> None:
+        """Record the plan's outcomes in the metrics; call once its offsets are committed."""
+        name = self.processor.name
+        for kind, n in plan.outcomes.items():
+            self._metrics.outcomes.labels(name, kind).inc(n)
+        self._metrics.duplicates.labels(name).inc(plan.outcomes[OutcomeKind.DUPLICATE])
+        for tier, n in plan.retries.items():
+            self._metrics.retries.labels(name, str(self._tiers[tier].delay_s)).inc(n)
+        for reason, n in plan.dead_letters.items():
+            self._metrics.dead_letters.labels(name, reason).inc(n)
+        for seconds in plan.end_to_end_s:
+            self._metrics.end_to_end_seconds.labels(name).observe(seconds)
+
+    def _route(
+        self, plan: Plan, record: InboundRecord, envelope: Envelope, verdict: Verdict
+    ) -> None:
+        outcome = verdict.outcome
+        if outcome.kind in _FINAL:
+            plan.outcomes[outcome.kind] += 1
+            plan.done.append(envelope.idempotency_key)
+            for output in outcome.outputs:
+                plan.records.append(
+                    OutboundRecord(
+                        output.topic.name,
+                        output.envelope.player_id.encode(),
+                        encode(output.envelope),
+                        tuple(headers_for(output.envelope)),
+                    )
+                )
+            if envelope.HasField("received_at"):
+                received_s = envelope.received_at.ToNanoseconds() / 1e9
+                plan.end_to_end_s.append(max(0.0, time.time() - received_s))
+            return
+        # RETRY or FAILED: release our lease so the retry (or a replay) can claim it again.
+        plan.release.append(envelope.idempotency_key)
+        failure = verdict.failure or Failure(
+            "RetryOutcome" if outcome.kind is OutcomeKind.RETRY else "FailedOutcome",
+            outcome.reason,
+        )
+        if outcome.kind is OutcomeKind.RETRY:
+            self._retry(plan, record, envelope, failure)
+        else:
+            self._dead_letter(plan, record, failure, envelope)
+
+    def _retry(
+        self, plan: Plan, record: InboundRecord, envelope: Envelope, failure: Failure
+    ) -> None:
+        tier = self._tier_index.get(record.topic, -1) + 1
+        if tier >= len(self._tiers):
+            self._dead_letter(plan, record, failure, envelope)
+            return
+        now_ms = int(time.time() * 1000)
+        due_at_ms = now_ms + self._tiers[tier].delay_s * 1000
+        plan.records.append(self._copy(record, self._tiers[tier].topic.name, failure, due_at_ms))
+        plan.outcomes[OutcomeKind.RETRY] += 1
+        plan.retries[tier] += 1
+        log.info(
+            "event sent to retry tier",
+            processor=self.processor.name,
+            tier_delay_s=self._tiers[tier].delay_s,
+            error_class=failure.error_class,
+            event_id=envelope.event_id,
+            player_id=envelope.player_id,
+            trace_id=trace_id(envelope),
+        )
+
+    def _dead_letter(
+        self,
+        plan: Plan,
+        record: InboundRecord,
+        failure: Failure,
+        envelope: Envelope | None = None,
+    ) -> None:
+        topic = self.processor.group.dead_letter.name
+        plan.records.append(self._copy(record, topic, failure, None))
+        plan.outcomes[OutcomeKind.FAILED] += 1
+        plan.dead_letters[failure.error_class] += 1
+        log.warning(
+            "event dead-lettered",
+            processor=self.processor.name,
+            error_class=failure.error_class,
+            error_message=failure.message,
+            stack_digest=failure.stack_digest,
+            event_id=envelope.event_id if envelope else "",
+            player_id=envelope.player_id if envelope else "",
+            trace_id=trace_id(envelope) if envelope else "",
+            source=f"{record.topic}/{record.partition}/{record.offset}",
+        )
+
+    def _copy(
+        self, record: InboundRecord, topic: str, failure: Failure, due_at_ms: int | None
+    ) -> OutboundRecord:
+        new_headers = headers.failure_headers(
+            record,
+            failure,
+            processor=self.processor.name,
+            processor_version=self.processor.version,
+            now_ms=int(time.time() * 1000),
+            due_at_ms=due_at_ms,
+        )
+        return OutboundRecord(topic, record.key, record.value, new_headers)
