@@ -2,10 +2,13 @@
 refused events and player segments.
 
 The ledger is the truth: one row per change of one asset of one player, unique on
-(source, idempotency key, asset), never updated or deleted (triggers refuse it). Wallet and
-inventory rows hold `balance - debt = SUM(ledger amounts)` with both parts never negative (CHECK
-constraints), so a claw-back below zero shows up as debt instead of a negative balance, and
-`liveops rewards verify` can recompute everything from the ledger.
+(source, idempotency key, asset), never updated or deleted (triggers refuse it). A purchase is
+fulfilled once and refunded once: (purchase_ref, reason, asset) is unique too, so even two
+deliveries of one purchase under different idempotency keys cannot both grant.
+Wallet and inventory rows hold `net = SUM(ledger amounts)`, moved by relative updates
+(`net = net + delta`, never lost under concurrency); what the player sees is the generated
+`balance`/`quantity` = max(net, 0) and `debt` = max(-net, 0): never negative, and a claw-back
+below zero shows up as debt, not clipped. `liveops rewards verify` recomputes net from the ledger.
 
 Revision ID: 0004
 Revises: 0001
@@ -48,7 +51,7 @@ def upgrade() -> None:
             PRIMARY KEY (id),
             UNIQUE KEY uq_ledger_source_key_asset (source, idempotency_key, asset_kind, asset_id),
             KEY ix_ledger_player (player_id, id),
-            KEY ix_ledger_purchase (purchase_ref),
+            UNIQUE KEY uq_ledger_purchase_step (purchase_ref, reason, asset_kind, asset_id),
             KEY ix_ledger_grant (grant_id)
         ) {_TABLE_OPTIONS}
         """
@@ -70,13 +73,12 @@ def upgrade() -> None:
             CREATE TABLE {table} (
                 player_id VARCHAR(64) NOT NULL,
                 {asset} VARCHAR(64) NOT NULL,
-                {amount} BIGINT NOT NULL DEFAULT 0,
-                debt BIGINT NOT NULL DEFAULT 0,
+                net BIGINT NOT NULL DEFAULT 0,
+                {amount} BIGINT AS (GREATEST(net, 0)) STORED,
+                debt BIGINT AS (GREATEST(-net, 0)) STORED,
                 updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
                     ON UPDATE CURRENT_TIMESTAMP(6),
-                PRIMARY KEY (player_id, {asset}),
-                CONSTRAINT ck_{table}_{amount} CHECK ({amount} >= 0),
-                CONSTRAINT ck_{table}_debt CHECK (debt >= 0)
+                PRIMARY KEY (player_id, {asset})
             ) {_TABLE_OPTIONS}
             """
         )

@@ -6,6 +6,7 @@ runtime's Redis dedup keys are gone: only the MySQL guard stands between it and 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -152,13 +153,17 @@ async def test_a_claw_back_of_spent_gems_is_debt_or_refused_per_policy(
             f"{player}-spend",
             "e",
         )
-        await execute(pool, "UPDATE wallet_balances SET balance = 100 WHERE player_id = %s", player)
+        await execute(pool, "UPDATE wallet_balances SET net = 100 WHERE player_id = %s", player)
         outcomes = await processor.handle([refund(player, f"{player}-t")])
         assert outcomes[0].kind is (
             OutcomeKind.APPLIED if policy == "debt" else OutcomeKind.REJECTED
         )
 
     assert await wallet(pool, debt_player) == {"gems": (0, 400), "sword": (0, 0)}
+    # Later grants pay the debt back first.
+    debt_processor = await started_processor(pool, tmp_path)
+    await debt_processor.handle([purchase(debt_player, f"{debt_player}-t2")])
+    assert await wallet(pool, debt_player) == {"gems": (100, 0), "sword": (1, 0)}
     assert await wallet(pool, strict_player) == {"gems": (100, 0), "sword": (1, 0)}
     reasons = await query(
         pool, "SELECT reason FROM reward_refusals WHERE player_id = %s", strict_player
@@ -261,3 +266,26 @@ async def test_many_players_in_one_batch_stay_consistent(
     assert await wallet(pool, players[7]) == {"coins": (100, 0), "key": (10, 0)}
     for player in players:
         assert await mismatches_of(pool, player) == []
+
+
+async def test_concurrent_batches_of_the_same_players_lose_nothing(
+    mysql_target: MySQLTarget, tmp_path: Path, unique_name: str
+) -> None:
+    # Given: four connections, as the input loop, the retry loop and a second worker would use.
+    wide = await create_pool(mysql_target, maxsize=4)
+    try:
+        processor = await started_processor(wide, tmp_path)
+        players = [f"{unique_name}-{i}" for i in range(5)]
+        batches = [[level_completed(p) for p in players for _ in range(5)] for _ in range(4)]
+
+        # When: they commit at the same time.
+        results = await asyncio.gather(*(processor.handle(batch) for batch in batches))
+
+        # Then: every grant counts once; read committed + relative updates lost none.
+        assert all(o.kind is OutcomeKind.APPLIED for outcomes in results for o in outcomes)
+        for player in players:
+            assert await wallet(wide, player) == {"coins": (200, 0), "key": (20, 0)}
+            assert await mismatches_of(wide, player) == []
+    finally:
+        wide.close()
+        await wide.wait_closed()

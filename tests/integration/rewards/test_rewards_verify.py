@@ -38,8 +38,8 @@ def grant(db: pymysql.Connection, player: str, key: str, asset: str, amount: int
             (key[:32], player, asset, amount, key, key),
         )
         cursor.execute(
-            "INSERT INTO wallet_balances (player_id, currency, balance, debt)"
-            " VALUES (%s, %s, %s, 0) ON DUPLICATE KEY UPDATE balance = balance + VALUES(balance)",
+            "INSERT INTO wallet_balances (player_id, currency, net)"
+            " VALUES (%s, %s, %s) ON DUPLICATE KEY UPDATE net = net + VALUES(net)",
             (player, asset, amount),
         )
 
@@ -62,11 +62,11 @@ def test_verify_finds_an_injected_mismatch_and_exits_1(
     with db.cursor() as cursor:
         # Corrupt the derived rows behind the ledger's back: one changed, one orphan row.
         cursor.execute(
-            "UPDATE wallet_balances SET balance = 90 WHERE player_id = %s AND currency = 'coins'",
+            "UPDATE wallet_balances SET net = 90 WHERE player_id = %s AND currency = 'coins'",
             (unique_name,),
         )
         cursor.execute(
-            "INSERT INTO wallet_balances (player_id, currency, balance) VALUES (%s, 'stars', 3)",
+            "INSERT INTO wallet_balances (player_id, currency, net) VALUES (%s, 'stars', 3)",
             (unique_name,),
         )
     try:
@@ -75,8 +75,7 @@ def test_verify_finds_an_injected_mismatch_and_exits_1(
         # Other tests of the session verify this database too: put it back.
         with db.cursor() as cursor:
             cursor.execute(
-                "UPDATE wallet_balances SET balance = 100 WHERE player_id = %s"
-                " AND currency = 'coins'",
+                "UPDATE wallet_balances SET net = 100 WHERE player_id = %s AND currency = 'coins'",
                 (unique_name,),
             )
             cursor.execute(
@@ -89,8 +88,8 @@ def test_verify_finds_an_injected_mismatch_and_exits_1(
     assert code == 1
     mine = sorted(line for line in output.splitlines() if unique_name in line)
     assert mine == [
-        f"MISMATCH {unique_name} currency coins: ledger says 100, wallet has 90 with debt 0",
-        f"MISMATCH {unique_name} currency stars: ledger says 0, wallet has 3 with debt 0",
+        f"MISMATCH {unique_name} currency coins: ledger says 100, wallet says 90",
+        f"MISMATCH {unique_name} currency stars: ledger says 0, wallet says 3",
     ]
     # Other tests' players are consistent, so ours are the only mismatches.
     assert output.splitlines()[-1].startswith("ledger 2 mismatches: ")

@@ -69,9 +69,9 @@ def test_caps_count_earlier_grants_and_earlier_events_of_the_batch() -> None:
     capped = out.results[2].refusal
     assert capped is not None and capped.code is RefusalCode.CAPPED
     assert out.results[2].reason == "capped: match_won cap of 3/day reached on 2026-11-25"
-    assert out.cap_counts == {("p1", DAY, "match_won"): 3}
+    assert out.cap_increments == {("p1", DAY, "match_won"): 2}
     assert [r.event.idempotency_key for r in out.refusals] == ["c"]
-    assert out.nets == {("p1", AssetKind.CURRENCY, "coins"): 20}
+    assert out.deltas == {("p1", AssetKind.CURRENCY, "coins"): 20}
 
 
 def test_caps_are_per_player_and_per_day() -> None:
@@ -84,14 +84,17 @@ def test_caps_are_per_player_and_per_day() -> None:
     assert kinds(out) == [OutcomeKind.APPLIED] * 3
 
 
-def test_a_grant_adds_to_the_existing_net_and_pays_debt_first() -> None:
-    state = BatchState(nets={("p1", AssetKind.CURRENCY, "coins"): -15})
-    out = settle([win("a"), win("b")], state, "debt")
-    assert out.nets == {("p1", AssetKind.CURRENCY, "coins"): 5}
+def test_grants_become_ledger_rows_and_one_delta_per_wallet_entry() -> None:
+    out = settle([win("a"), win("b"), win("c", player="p2")], BatchState(), "debt")
+    assert out.deltas == {
+        ("p1", AssetKind.CURRENCY, "coins"): 20,
+        ("p2", AssetKind.CURRENCY, "coins"): 10,
+    }
     rows = out.ledger_rows
     assert [(r.grant_id, r.amount, r.rule_id, r.reason) for r in rows] == [
         (grant_id_for("a"), 10, "win", "match_won"),
         (grant_id_for("b"), 10, "win", "match_won"),
+        (grant_id_for("c"), 10, "win", "match_won"),
     ]
 
 
@@ -111,7 +114,7 @@ def test_a_refund_reverses_exactly_the_purchase_grants() -> None:
         ("gems", -100, grant_id_for("v1"), "purchase_refunded"),
         ("sword", -1, grant_id_for("v1"), "purchase_refunded"),
     ]
-    assert out.nets == {
+    assert out.deltas == {
         ("p1", AssetKind.CURRENCY, "gems"): 0,
         ("p1", AssetKind.ITEM, "sword"): 0,
         ("p1", AssetKind.CURRENCY, "coins"): 10,
@@ -141,7 +144,8 @@ def test_a_claw_back_below_zero_becomes_debt_under_the_debt_policy() -> None:
     )
     out = settle([refund("r1")], state, "debt")
     assert kinds(out) == [OutcomeKind.APPLIED]
-    assert out.nets == {("p1", AssetKind.CURRENCY, "gems"): -70}
+    # The whole amount is debited; MySQL shows net -70 as balance 0 and debt 70.
+    assert out.deltas == {("p1", AssetKind.CURRENCY, "gems"): -100}
     assert out.ledger_rows[0].amount == -100
 
 
@@ -153,7 +157,7 @@ def test_a_claw_back_below_zero_is_refused_under_the_reject_policy() -> None:
     assert kinds(out) == [OutcomeKind.REJECTED]
     assert out.results[0].reason.startswith("insufficient_balance: claw-back of apple:t1")
     assert "gems 30<100" in out.results[0].reason
-    assert out.ledger_rows == [] and out.nets == {}
+    assert out.ledger_rows == [] and out.deltas == {}
     assert [r.code for r in out.refusals] == [RefusalCode.INSUFFICIENT_BALANCE]
 
 

@@ -1,8 +1,8 @@
 """Reading the ledger for people: verify it against the wallet, show wallets and recent grants.
 
 `find_mismatches` is the heart of `liveops rewards verify`: wallet and inventory rows are
-derived data, so every (player, asset) must satisfy `amount - debt = SUM(ledger amounts)`
-with at most one of amount and debt non-zero. It reads one consistent snapshot, so grants
+derived data, so every (player, asset) must satisfy `net = SUM(ledger amounts)` (the balance
+and debt players see are generated from net). It reads one consistent snapshot, so grants
 committed while it runs cannot show up as false mismatches.
 """
 
@@ -24,17 +24,12 @@ class Mismatch:
     asset_id: str
     ledger_net: int
     #: None when the wallet/inventory row is missing.
-    amount: int | None
-    debt: int | None
+    wallet_net: int | None
 
     def describe(self) -> str:
         where = f"{self.player_id} {self.asset_kind.value} {self.asset_id}"
-        if self.amount is None:
-            return f"{where}: ledger says {self.ledger_net}, no wallet row"
-        return (
-            f"{where}: ledger says {self.ledger_net}, "
-            f"wallet has {self.amount} with debt {self.debt}"
-        )
+        have = "no wallet row" if self.wallet_net is None else f"wallet says {self.wallet_net}"
+        return f"{where}: ledger says {self.ledger_net}, {have}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,20 +43,19 @@ class VerifyReport:
         return not self.mismatches
 
 
-def _mismatch_query(table: str, asset: str, amount: str) -> str:
+def _mismatch_query(table: str, asset: str) -> str:
     ledger = (
         "SELECT player_id, asset_id, SUM(amount) AS net FROM reward_ledger "
         "WHERE asset_kind = %s GROUP BY player_id, asset_id"
     )
     return (
-        f"SELECT l.player_id, l.asset_id, l.net, w.{amount}, w.debt "  # noqa: S608 - names from WALLET_TABLES
+        f"SELECT l.player_id, l.asset_id, l.net, w.net "  # noqa: S608 - names from WALLET_TABLES
         f"FROM ({ledger}) AS l LEFT JOIN {table} AS w "
         f"ON w.player_id = l.player_id AND w.{asset} = l.asset_id "
-        f"WHERE (w.player_id IS NULL AND l.net <> 0) "
-        f"OR w.{amount} - w.debt <> l.net OR (w.{amount} > 0 AND w.debt > 0) "
+        f"WHERE (w.player_id IS NULL AND l.net <> 0) OR w.net <> l.net "
         f"UNION ALL "
-        f"SELECT w.player_id, w.{asset}, 0, w.{amount}, w.debt FROM {table} AS w "
-        f"WHERE (w.{amount} <> 0 OR w.debt <> 0) AND NOT EXISTS ("
+        f"SELECT w.player_id, w.{asset}, 0, w.net FROM {table} AS w "
+        f"WHERE w.net <> 0 AND NOT EXISTS ("
         f"SELECT 1 FROM reward_ledger AS r WHERE r.asset_kind = %s "
         f"AND r.player_id = w.player_id AND r.asset_id = w.{asset})"
     )
@@ -76,21 +70,14 @@ async def find_mismatches(conn: aiomysql.Connection) -> VerifyReport:
             await cursor.execute("SELECT COUNT(*) FROM reward_ledger")
             (ledger_rows,) = await cursor.fetchone()
             entries = 0
-            for kind, (table, asset, amount) in WALLET_TABLES.items():
+            for kind, (table, asset, _) in WALLET_TABLES.items():
                 await cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 - constant name
                 entries += int((await cursor.fetchone())[0])
-                await cursor.execute(_mismatch_query(table, asset, amount), (kind, kind))
-                for player, asset_id, net, have, debt in await cursor.fetchall():
-                    mismatches.append(
-                        Mismatch(
-                            player,
-                            kind,
-                            asset_id,
-                            int(net),
-                            None if have is None else int(have),
-                            None if debt is None else int(debt),
-                        )
-                    )
+                await cursor.execute(_mismatch_query(table, asset), (kind, kind))
+                mismatches += [
+                    Mismatch(player, kind, asset_id, int(net), None if have is None else int(have))
+                    for player, asset_id, net, have in await cursor.fetchall()
+                ]
         finally:
             await conn.rollback()
     return VerifyReport(int(ledger_rows), entries, tuple(mismatches))

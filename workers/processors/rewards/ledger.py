@@ -13,9 +13,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aiomysql
+import pymysql
 
+from workers.errors import TransientError
 from workers.processors.rewards.grants import SOURCE, AssetKind, GrantRecord, LedgerRow
 from workers.processors.rewards.plan import ClawbackPlan, Decision
+from workers.processors.rewards.settings import NegativeBalancePolicy
 from workers.processors.rewards.settle import (
     BatchState,
     CapKey,
@@ -29,7 +32,8 @@ LEDGER_COLUMNS = (
     "source_event_id, rule_id, rule_version, campaign_id, campaign_version, purchase_ref, "
     "reverses_grant_id"
 )
-#: Per asset kind: the derived table, its asset column and its amount column.
+_DUPLICATE_ENTRY = 1062
+#: Per asset kind: the derived table, its asset column and its (generated) amount column.
 WALLET_TABLES: dict[AssetKind, tuple[str, str, str]] = {
     AssetKind.CURRENCY: ("wallet_balances", "currency", "balance"),
     AssetKind.ITEM: ("inventory_items", "item_id", "quantity"),
@@ -118,15 +122,15 @@ async def _purchase_rows(
 
 
 async def _nets(cursor: aiomysql.Cursor, keys: set[WalletKey]) -> dict[WalletKey, int]:
-    """balance - debt of each wallet/inventory entry, rows locked until commit."""
+    """The net of each wallet/inventory entry, rows locked until commit."""
     nets: dict[WalletKey, int] = {}
-    for kind, (table, asset_column, amount_column) in WALLET_TABLES.items():
+    for kind, (table, asset_column, _) in WALLET_TABLES.items():
         wanted = {key for key in keys if key[1] is kind}
         players = sorted({player for player, _, _ in wanted})
         if not players:
             continue
         await cursor.execute(
-            f"SELECT player_id, {asset_column}, {amount_column} - debt FROM {table} "  # noqa: S608 - table and columns from WALLET_TABLES
+            f"SELECT player_id, {asset_column}, net FROM {table} "  # noqa: S608 - table and columns from WALLET_TABLES
             f"WHERE player_id IN ({_marks(players)}) FOR UPDATE",
             players,
         )
@@ -153,14 +157,22 @@ async def _cap_counts(cursor: aiomysql.Cursor, keys: set[CapKey]) -> dict[CapKey
     }
 
 
-async def load_state(cursor: aiomysql.Cursor, decisions: Sequence[Decision]) -> BatchState:
-    """Read (and lock) what settling these decisions needs."""
-    caps, wallets, refs = needed_state(decisions)
+async def load_state(
+    cursor: aiomysql.Cursor, decisions: Sequence[Decision], policy: NegativeBalancePolicy
+) -> BatchState:
+    """Read (and lock) what settling these decisions needs.
+
+    Grants never read the wallet: they add deltas. Only the `reject` policy needs the current
+    nets, of the entries a refund would debit.
+    """
+    caps, refs = needed_state(decisions)
     purchases = await _purchase_rows(cursor, refs)
-    for decision in decisions:
-        if isinstance(decision, ClawbackPlan):
-            for row in purchases.get(decision.purchase_ref, ()):
-                wallets.add((row.player_id, row.asset_kind, row.asset_id))
+    wallets: set[WalletKey] = set()
+    if policy == "reject":
+        for decision in decisions:
+            if isinstance(decision, ClawbackPlan):
+                for row in purchases.get(decision.purchase_ref, ()):
+                    wallets.add((row.player_id, row.asset_kind, row.asset_id))
     return BatchState(
         cap_counts=await _cap_counts(cursor, caps),
         nets=await _nets(cursor, wallets),
@@ -171,29 +183,36 @@ async def load_state(cursor: aiomysql.Cursor, decisions: Sequence[Decision]) -> 
 async def write_settlement(cursor: aiomysql.Cursor, processor: str, out: Settlement) -> None:
     """Write ledger rows, derived wallet rows, cap counters and refusals; release claims."""
     if out.ledger_rows:
-        await cursor.executemany(
-            f"INSERT INTO reward_ledger ({LEDGER_COLUMNS}) "  # noqa: S608 - constant columns
-            f"VALUES ({_marks(range(15))})",
-            [_row_to_db(row) for row in out.ledger_rows],
-        )
-    for kind, (table, asset_column, amount_column) in WALLET_TABLES.items():
-        values = [
-            (player, asset, max(net, 0), max(-net, 0))
-            for (player, asset_kind, asset), net in out.nets.items()
+        try:
+            await cursor.executemany(
+                f"INSERT INTO reward_ledger ({LEDGER_COLUMNS}) "  # noqa: S608 - constant columns
+                f"VALUES ({_marks(range(15))})",
+                [_row_to_db(row) for row in out.ledger_rows],
+            )
+        except pymysql.err.IntegrityError as exc:
+            if exc.args and exc.args[0] == _DUPLICATE_ENTRY:
+                # A concurrent transaction fulfilled or refunded the same purchase under
+                # another key; once it commits, the retry sees its rows and reports that.
+                raise TransientError(f"concurrent grant of the same purchase: {exc}") from exc
+            raise
+    for kind, (table, asset_column, _) in WALLET_TABLES.items():
+        # Sorted, so concurrent batches lock shared rows in the same order: no deadlock.
+        values = sorted(
+            (player, asset, delta)
+            for (player, asset_kind, asset), delta in out.deltas.items()
             if asset_kind is kind
-        ]
+        )
         if values:
             await cursor.executemany(
-                f"INSERT INTO {table} (player_id, {asset_column}, {amount_column}, debt) "  # noqa: S608 - table and columns from WALLET_TABLES
-                "VALUES (%s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
-                f"{amount_column} = VALUES({amount_column}), debt = VALUES(debt)",
+                f"INSERT INTO {table} (player_id, {asset_column}, net) "  # noqa: S608 - table and columns from WALLET_TABLES
+                "VALUES (%s, %s, %s) ON DUPLICATE KEY UPDATE net = net + VALUES(net)",
                 values,
             )
-    if out.cap_counts:
+    if out.cap_increments:
         await cursor.executemany(
             "INSERT INTO reward_daily_counts (player_id, day, reward_type, grants) "
-            "VALUES (%s, %s, %s, %s) ON DUPLICATE KEY UPDATE grants = VALUES(grants)",
-            [(player, day, kind, count) for (player, day, kind), count in out.cap_counts.items()],
+            "VALUES (%s, %s, %s, %s) ON DUPLICATE KEY UPDATE grants = grants + VALUES(grants)",
+            sorted((p, day, kind, n) for (p, day, kind), n in out.cap_increments.items()),
         )
     if out.refusals:
         await cursor.executemany(

@@ -2,11 +2,14 @@
 
 handle(batch), in order:
 1. re-read the rules file if it changed (at most every `reload_interval_s`);
-2. BEGIN; claim the batch's idempotency keys in processed_events (durable dedup, survives a
-   Redis flush); later copies of a key in the batch, and keys claimed before, are duplicates;
+2. BEGIN (read committed); claim the batch's idempotency keys in processed_events (durable
+   dedup, survives a Redis flush); later copies of a key in the batch, and keys claimed
+   before, are duplicates;
 3. decide each fresh event against rules and campaigns (plan.py, pure);
-4. read and lock cap counters, wallet rows and the purchases' ledger rows; settle (pure);
-5. write ledger rows, wallet and inventory rows, counters and refusals in multi-row statements;
+4. read and lock cap counters and the purchases' ledger rows (and, under the `reject` policy,
+   the wallet rows refunds would debit); settle (pure);
+5. write ledger rows, wallet and inventory deltas, counter increments and refusals in
+   multi-row statements;
    release the claims of events that will come back (retry, dead letter);
 6. COMMIT, then return one outcome per event with a RewardGranted output per grant.
 Any exception rolls the whole batch back; the runtime sorts the error and decides.
@@ -159,7 +162,10 @@ class RewardsProcessor:
         async with self._pool.acquire() as conn:
             try:
                 async with conn.cursor() as cursor:
-                    await conn.begin()
+                    # READ COMMITTED: locking reads take no gap locks, so concurrent batches
+                    # inserting new keys (ULIDs all land at the end of the index) do not
+                    # deadlock; wallet and counter writes are relative, so nothing is lost.
+                    await cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
                     outcomes = await self._apply(cursor, self.book, batch)
                 await conn.commit()
             except BaseException:
@@ -181,9 +187,9 @@ class RewardsProcessor:
         )
         now = self._clock()
         decisions = [decide(book, e, segments.get(e.player_id, frozenset()), now) for e in fresh]
-        settlement = settle(
-            decisions, await ledger.load_state(cursor, decisions), self._settings.negative_balance
-        )
+        policy = self._settings.negative_balance
+        state = await ledger.load_state(cursor, decisions, policy)
+        settlement = settle(decisions, state, policy)
         await ledger.write_settlement(cursor, self.name, settlement)
         settled = {
             e.idempotency_key: result for e, result in zip(fresh, settlement.results, strict=True)

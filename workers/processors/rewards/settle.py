@@ -1,11 +1,13 @@
 """Settling a batch of decisions against the database's state, in event order, without I/O.
 
-Given what the batch read under lock (today's cap counters, wallet nets, the ledger rows of
-the purchases involved), this decides each event's outcome and the rows to write:
+Given what the batch read under lock (today's cap counters, the ledger rows of the purchases
+involved and, under the `reject` policy, the wallet nets those refunds touch), this decides
+each event's outcome and the rows to write:
 1. purchases already fulfilled are duplicates; refunds find the grants they reverse;
 2. daily caps: an event over its cap is refused as `capped` and recorded, not granted;
-3. wallet nets (balance - debt) move by every ledger row; a claw-back that would take a net
-   below zero is either recorded as debt or refused, per the `negative_balance` setting.
+3. every ledger row moves its wallet net by its amount (written as relative deltas); a
+   claw-back that would take a net below zero is recorded as debt or refused, per the
+   `negative_balance` setting.
 Later events of the batch see the effects of earlier ones (counters, nets, purchases).
 """
 
@@ -38,7 +40,10 @@ WalletKey = tuple[str, AssetKind, str]
 
 @dataclass(frozen=True, slots=True)
 class BatchState:
-    """What the batch read under lock; missing keys mean zero / no rows."""
+    """What the batch read under lock; missing keys mean zero / no rows.
+
+    `nets` holds only what the `reject` policy needs: the entries refunds would debit.
+    """
 
     cap_counts: Mapping[CapKey, int] = field(default_factory=dict)
     nets: Mapping[WalletKey, int] = field(default_factory=dict)
@@ -59,10 +64,10 @@ class Settled:
 class Settlement:
     results: list[Settled] = field(default_factory=list)
     ledger_rows: list[LedgerRow] = field(default_factory=list)
-    #: Final net of every wallet/inventory entry the batch touched.
-    nets: dict[WalletKey, int] = field(default_factory=dict)
-    #: Final value of every cap counter the batch touched.
-    cap_counts: dict[CapKey, int] = field(default_factory=dict)
+    #: How much the batch moves each wallet/inventory net (written as `net = net + delta`).
+    deltas: dict[WalletKey, int] = field(default_factory=dict)
+    #: How many grants the batch adds to each cap counter.
+    cap_increments: dict[CapKey, int] = field(default_factory=dict)
     #: Refusals to record in reward_refusals.
     refusals: list[Refusal] = field(default_factory=list)
     #: Idempotency keys whose durable claim must be released: they will be delivered again
@@ -133,10 +138,10 @@ class _Batch:
         }
 
     def net(self, key: WalletKey) -> int:
-        return self.out.nets.get(key, self.state.nets.get(key, 0))
+        return self.state.nets.get(key, 0) + self.out.deltas.get(key, 0)
 
     def count(self, key: CapKey) -> int:
-        return self.out.cap_counts.get(key, self.state.cap_counts.get(key, 0))
+        return self.state.cap_counts.get(key, 0) + self.out.cap_increments.get(key, 0)
 
     def refuse(self, refusal: Refusal) -> None:
         if refusal.recorded:
@@ -145,7 +150,8 @@ class _Batch:
 
     def write(self, rows: tuple[LedgerRow, ...], campaign_missed: str = "") -> None:
         for row in rows:
-            self.out.nets[wallet_key(row)] = self.net(wallet_key(row)) + row.amount
+            key = wallet_key(row)
+            self.out.deltas[key] = self.out.deltas.get(key, 0) + row.amount
             if row.purchase_ref:
                 self.purchases.setdefault(row.purchase_ref, []).append(row)
         self.out.ledger_rows.extend(rows)
@@ -167,7 +173,7 @@ class _Batch:
                 detail = f"{plan.rule.cap_type} cap of {plan.cap}/day reached on {plan.day}"
                 self.refuse(Refusal(plan.event, RefusalCode.CAPPED, detail, plan.rule))
                 return
-            self.out.cap_counts[key] = self.count(key) + 1
+            self.out.cap_increments[key] = self.out.cap_increments.get(key, 0) + 1
         self.write(grant_rows(plan), plan.campaign_missed)
 
     def claw_back(self, plan: ClawbackPlan) -> None:
@@ -211,19 +217,16 @@ def settle(
     return batch.out
 
 
-def needed_state(decisions: Sequence[Decision]) -> tuple[set[CapKey], set[WalletKey], set[str]]:
-    """Cap counters, wallet entries (besides those of reversals) and purchases to read."""
+def needed_state(decisions: Sequence[Decision]) -> tuple[set[CapKey], set[str]]:
+    """Cap counters and purchases to read."""
     caps: set[CapKey] = set()
-    wallets: set[WalletKey] = set()
     purchases: set[str] = set()
     for decision in decisions:
         if isinstance(decision, GrantPlan):
             if decision.cap is not None:
                 caps.add((decision.event.player_id, decision.day, decision.rule.cap_type))
-            for spec in decision.grants:
-                wallets.add((decision.event.player_id, spec.kind, spec.asset))
             if decision.action.purchase_ref:
                 purchases.add(decision.action.purchase_ref)
         elif isinstance(decision, ClawbackPlan):
             purchases.add(decision.purchase_ref)
-    return caps, wallets, purchases
+    return caps, purchases
