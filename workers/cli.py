@@ -11,6 +11,7 @@ import typer
 from topics.cli import dev_app, tail_command, topics_app
 from workers.logs import configure_logging
 from workers.processors.rewards.cli import rewards_app
+from workers.runtime.cli import dlq_app, run_worker
 from workers.settings import FleetSettings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -22,6 +23,8 @@ app.add_typer(dev_app, name="dev")
 app.add_typer(topics_app, name="topics")
 app.add_typer(rewards_app, name="rewards")
 app.command("tail")(tail_command)
+app.add_typer(dlq_app, name="dlq")
+app.command("worker")(run_worker)
 
 
 @app.callback()

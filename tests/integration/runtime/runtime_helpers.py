@@ -112,3 +112,36 @@ async def committed_total(settings: KafkaSettings, group_id: str, topic: Topic) 
         return total
     finally:
         await consumer.stop()
+
+
+async def record_count(settings: KafkaSettings, topic: Topic) -> int:
+    """How many records `topic` holds (sum of end offsets; nothing is deleted in tests)."""
+    consumer = AIOKafkaConsumer(**settings.client_kwargs(), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        ends = await consumer.end_offsets(partitions)
+        return int(sum(ends.values()))
+    finally:
+        await consumer.stop()
+
+
+async def forward(port: int, target_port: int) -> asyncio.Server:
+    """A plain TCP forwarder 127.0.0.1:port -> 127.0.0.1:target_port: a dependency coming
+    back on the address a worker was already trying."""
+
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def accept(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", target_port)
+        await asyncio.gather(pump(client_r, server_w), pump(server_r, client_w))
+
+    return await asyncio.start_server(accept, "127.0.0.1", port)

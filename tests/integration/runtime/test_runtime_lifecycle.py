@@ -1,0 +1,125 @@
+"""Stopping gracefully, holding position while Redis is down, and the health endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import aiomysql
+import pytest
+import redis.asyncio as aioredis
+from conftest import TEST_RUNTIME, MakeWorker
+from prometheus_client import CollectorRegistry
+from runtime_helpers import (
+    committed_total,
+    forward,
+    login,
+    probe_counts,
+    probe_rows,
+    publish,
+    record_count,
+    wait_until,
+)
+
+from topics.catalog import ConsumerGroup
+from topics.devbroker import free_port
+from topics.settings import KafkaSettings
+from workers.processors.probe import ProbeProcessor
+from workers.runtime.context import WorkerContext
+from workers.runtime.worker import RunLimits, Worker
+
+pytestmark = pytest.mark.integration
+
+
+async def get(port: int, path: str) -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}{path}") as response,
+    ):
+        return response.status, await response.text()
+
+
+async def test_stop_commits_the_work_done_and_a_restart_finishes_exactly(
+    kafka_settings: KafkaSettings,
+    group: ConsumerGroup,
+    make_worker: MakeWorker,
+    mysql_pool: aiomysql.Pool,
+    redis_client: aioredis.Redis,
+    unique_name: str,
+) -> None:
+    # Given 40 events of 8 players
+    events = [login(f"p{i % 8}", f"{unique_name}-k{i:02}") for i in range(40)]
+    await publish(kafka_settings, group.inputs[0], events)
+
+    # When a worker is stopped (as by SIGTERM) once it has applied some of them
+    worker = make_worker()
+    running = asyncio.create_task(worker.run())
+    assert await wait_until(lambda: _applied_any(mysql_pool, unique_name))
+    worker.request_stop()
+    handled = await running
+
+    # Then everything it handled is committed, and only that
+    assert handled > 0
+    assert await committed_total(kafka_settings, group.name, group.inputs[0]) == handled
+    # And a new worker finishes the rest: every event applied exactly once
+    await make_worker().run(RunLimits(max_events=40 - handled))
+    assert len(await probe_rows(mysql_pool, unique_name)) == 40
+    assert sum((await probe_counts(redis_client, unique_name)).values()) == 40
+
+
+async def _applied_any(pool: aiomysql.Pool, like: str) -> bool:
+    return bool(await probe_rows(pool, like))
+
+
+async def test_redis_outage_holds_position_then_resumes_by_itself(
+    kafka_settings: KafkaSettings,
+    group: ConsumerGroup,
+    context: WorkerContext,
+    mysql_pool: aiomysql.Pool,
+    redis_client: aioredis.Redis,
+    unique_name: str,
+) -> None:
+    # Given events, and a worker whose Redis address answers nothing yet
+    events = [login("p", f"{unique_name}-k{i}") for i in range(5)]
+    await publish(kafka_settings, group.inputs[0], events)
+    redis_port = free_port()
+    down = aioredis.Redis(port=redis_port, socket_connect_timeout=0.2)
+    own = WorkerContext(context.settings, down, mysql_pool, CollectorRegistry())
+    worker = Worker(own, [ProbeProcessor(own, group)], runtime=TEST_RUNTIME, metrics_port=0)
+    running = asyncio.create_task(worker.run(RunLimits(max_events=5)))
+    try:
+        # When the worker finds Redis down
+        assert await wait_until(lambda: _holding(worker))
+        assert worker.health is not None
+        port = worker.health.port
+
+        # Then it is alive but not ready, and reports the dependency down
+        assert (await get(port, "/healthz"))[0] == 200
+        status, body = await get(port, "/readyz")
+        assert status == 503
+        assert "redis" in body
+        assert 'liveops_dependency_up{dependency="redis"} 0.0' in (await get(port, "/metrics"))[1]
+        # And nothing is committed, applied or sent to a retry tier
+        assert await committed_total(kafka_settings, group.name, group.inputs[0]) == 0
+        assert await record_count(kafka_settings, group.retry_tiers[0].topic) == 0
+        assert await probe_rows(mysql_pool, unique_name) == {}
+
+        # When Redis comes back on the same address
+        server = await forward(redis_port, 6379)
+        try:
+            # Then the worker resumes by itself and applies everything exactly once
+            assert await asyncio.wait_for(running, timeout=60) == 5
+        finally:
+            server.close()
+            await server.wait_closed()
+    finally:
+        worker.request_stop()
+        await asyncio.gather(running, return_exceptions=True)
+        await down.aclose()
+    assert len(await probe_rows(mysql_pool, unique_name)) == 5
+    assert await probe_counts(redis_client, unique_name) == {"p": 5}
+    assert await committed_total(kafka_settings, group.name, group.inputs[0]) == 5
+
+
+async def _holding(worker: Worker) -> bool:
+    return "redis" in worker.progress.down
