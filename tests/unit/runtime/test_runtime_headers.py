@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from workers.runtime import headers
 from workers.runtime.headers import Failure, failure_headers, replay_headers
-from workers.runtime.records import InboundRecord
+from workers.runtime.records import Headers, InboundRecord
 
 INPUT = InboundRecord(
     topic="player.actions.v1",
@@ -17,7 +17,7 @@ INPUT = InboundRecord(
 )
 
 
-def as_record(topic: str, built: headers.Headers, offset: int = 0) -> InboundRecord:
+def as_record(topic: str, built: Headers, offset: int = 0) -> InboundRecord:
     return InboundRecord(topic, 0, offset, 5_000, b"p1", b"payload", built)
 
 
