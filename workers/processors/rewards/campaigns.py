@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
+from functools import lru_cache
 from typing import Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -24,6 +25,7 @@ PlatformName = Literal["ios", "android", "web", "server"]
 _VERSION = re.compile(r"^\s*(\d+(?:\.\d+)*)")
 
 
+@lru_cache(maxsize=4096)  # a few hundred app versions are in use at any time
 def parse_app_version(text: str) -> tuple[int, ...] | None:
     """ "2.14.0" -> (2, 14, 0); a suffix such as "-beta" is ignored; None when not a version."""
     match = _VERSION.match(text)

@@ -135,13 +135,11 @@ def decide(
         return Refusal(event, code, f"{gone} for {describe(action)}", rule)
     at = event_time(envelope, fallback_now)
     choice = choose_campaign(book.campaigns, action.kind, at, PlayerProfile.of(envelope, segments))
-    base = rule.base_grants()
-    grants = base if choice.campaign is None else choice.campaign.apply(base)
     return GrantPlan(
         event=event,
         action=action,
         rule=rule,
-        grants=grants,
+        grants=book.grants_for(rule, choice.campaign),
         campaign=choice.campaign,
         campaign_missed=choice.missed,
         day=at.date(),

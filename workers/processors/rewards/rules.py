@@ -12,9 +12,9 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from workers.processors.rewards.actions import Action, ActionKind
 from workers.processors.rewards.campaigns import Campaign
@@ -78,9 +78,6 @@ class Rule(BaseModel):
     def cap_type(self) -> str:
         return self.reward_type or self.action.value
 
-    def base_grants(self) -> tuple[GrantSpec, ...]:
-        return merge_grants(self.grants)
-
 
 class RuleBook(BaseModel):
     """The whole rules file: rules, daily caps per reward type, campaigns."""
@@ -91,6 +88,13 @@ class RuleBook(BaseModel):
     #: reward type -> most grants per player per UTC day.
     caps: Mapping[str, int] = Field(default_factory=dict)
     campaigns: tuple[Campaign, ...] = ()
+    # Lookups built once per loaded file: decide() runs per event, the file changes rarely.
+    _by_action: dict[ActionKind, tuple[Rule, ...]] = PrivateAttr(default_factory=dict)
+    _grants: dict[tuple[str, str], tuple[GrantSpec, ...]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        for kind in ActionKind:
+            self._by_action[kind] = tuple(rule for rule in self.rules if rule.action is kind)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -106,10 +110,19 @@ class RuleBook(BaseModel):
 
     def rule_for(self, action: Action) -> Rule | None:
         """The first rule (retired ones included) matching the action, or None."""
-        for rule in self.rules:
-            if rule.action is action.kind and rule.when.match(action):
+        for rule in self._by_action[action.kind]:
+            if rule.when.match(action):
                 return rule
         return None
+
+    def grants_for(self, rule: Rule, campaign: Campaign | None) -> tuple[GrantSpec, ...]:
+        """The rule's grants as changed by the campaign (computed once per pair)."""
+        key = (rule.id, campaign.id if campaign else "")
+        grants = self._grants.get(key)
+        if grants is None:
+            base = merge_grants(rule.grants)
+            grants = self._grants[key] = base if campaign is None else campaign.apply(base)
+        return grants
 
     def cap_for(self, rule: Rule) -> int | None:
         return self.caps.get(rule.cap_type)

@@ -1,0 +1,291 @@
+"""`liveops bench rewards`: the rewards processor on the real runtime, against MySQL's own limits.
+
+One run (see bench/harness.py): preload a topic with realistic player actions and purchases,
+then measure, interleaved over several rounds, each in its own child process and on its own
+fresh database:
+- `rewards` (the subject): a Worker running RewardsProcessor with all the work done: consume,
+  Redis dedup, rules, campaigns, caps, one MySQL transaction per batch (durable dedup, ledger,
+  wallet, counters), RewardGranted published and acknowledged, offsets committed. Latency
+  p50/p99 is per event, from the moment its batch entered handle() to the commit of the
+  batch's transaction (the topic is preloaded, so gateway time would only measure the queue).
+- `ceiling`: the same number of ledger rows and wallet upserts written straight into MySQL,
+  500 per transaction in multi-row statements: what the database allows at best.
+- `naive`: one transaction per event (ledger row, wallet upsert, commit): the floor.
+Ratios `vs_ceiling` and `vs_naive` compare throughputs; the target is vs_ceiling >= 0.5.
+
+`python -m bench.rewards --events 20000 --rounds 3` prints the JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import aiomysql
+import pymysql
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry
+
+from bench import harness
+from bench.child import result
+from bench.harness import ChildSpec
+from schemas.codec import encode
+from schemas.liveops.v1 import actions_pb2, purchases_pb2
+from schemas.liveops.v1.envelope_pb2 import ClientInfo, Envelope, Platform
+from topics.admin import apply_plan
+from topics.catalog import DAY_MS, REWARDS_GRANTED, ConsumerGroup, Topic
+from topics.devbroker import EmbeddedBroker, free_port
+from topics.settings import KafkaSettings
+from workers.db import MySQLTarget, create_pool, migrate
+from workers.processors.rewards.processor import RewardsProcessor
+from workers.processors.rewards.settings import RewardsSettings
+from workers.runtime.context import WorkerContext
+from workers.runtime.processor import Outcome
+from workers.runtime.settings import RuntimeSettings
+from workers.runtime.worker import RunLimits, Worker
+from workers.settings import FleetSettings, MySQLSettings, RedisSettings
+
+DEFAULT_MYSQL = "mysql://root@127.0.0.1:3306/mysql"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+BATCH_SIZE = 500
+PLAYERS = 2_000
+_BENCH_RUNTIME = RuntimeSettings(session_timeout_ms=6_000, heartbeat_interval_ms=1_000)
+
+
+def realistic_envelopes(events: int, seed: int = 7) -> Iterator[Envelope]:
+    """Mostly levels and matches, some logins and quests, a few purchases, 2,000 players."""
+    rng = random.Random(seed)
+    for n in range(events):
+        player = f"bench-p{rng.randrange(PLAYERS)}"
+        envelope = Envelope(
+            event_id=f"bench-{n}",
+            idempotency_key=f"bench-{n}",
+            player_id=player,
+            client=ClientInfo(platform=Platform.PLATFORM_ANDROID, app_version="2.14.0"),
+        )
+        envelope.received_at.GetCurrentTime()
+        draw = rng.random()
+        if draw < 0.5:
+            level = actions_pb2.LevelCompleted(level_id=f"{n % 90}", stars=rng.randrange(1, 4))
+            envelope.level_completed.CopyFrom(level)
+        elif draw < 0.8:
+            won = rng.random() < 0.6
+            outcome = actions_pb2.MATCH_OUTCOME_WIN if won else actions_pb2.MATCH_OUTCOME_LOSS
+            match = actions_pb2.MatchResult(match_id=f"m{n}", mode="ranked", outcome=outcome)
+            envelope.match_result.CopyFrom(match)
+        elif draw < 0.9:
+            envelope.daily_login.streak_days = rng.randrange(1, 10)
+        elif draw < 0.97:
+            envelope.quest_completed.quest_id = f"q{rng.randrange(40)}"
+        else:
+            verified = purchases_pb2.PurchaseVerified(
+                store=purchases_pb2.STORE_GOOGLE,
+                product_id="com.example.game.gems.small",
+                transaction_id=f"GPA.{n}",
+            )
+            envelope.purchase_verified.CopyFrom(verified)
+        yield envelope
+
+
+async def preload(kafka: KafkaSettings, topic: Topic, events: int) -> None:
+    await apply_plan(kafka, (topic, REWARDS_GRANTED))
+    producer = AIOKafkaProducer(**kafka.client_kwargs(), acks="all", linger_ms=20)
+    await producer.start()
+    try:
+        sends = [
+            await producer.send(topic.name, encode(e), key=e.player_id.encode())
+            for e in realistic_envelopes(events)
+        ]
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+
+
+def fresh_database(root_dsn: str) -> MySQLTarget:
+    """A migrated database of this child's own, so every round starts from empty tables."""
+    root = MySQLTarget.from_dsn(root_dsn)
+    name = f"bench_rewards_{uuid.uuid4().hex[:10]}"
+    with pymysql.connect(
+        host=root.host, port=root.port, user=root.user, password=root.password
+    ) as c:
+        c.cursor().execute(f"CREATE DATABASE `{name}`")
+    target = MySQLTarget(root.host, root.port, root.user, root.password, name)
+    migrate(target)
+    return target
+
+
+def drop_database(target: MySQLTarget) -> None:
+    with pymysql.connect(
+        host=target.host, port=target.port, user=target.user, password=target.password
+    ) as c:
+        c.cursor().execute(f"DROP DATABASE IF EXISTS `{target.database}`")
+
+
+class _TimedRewards(RewardsProcessor):
+    """The real processor on a group of this run, recording each batch's handle() time."""
+
+    spans: list[tuple[float, float, int]]
+
+    async def handle(self, batch: Sequence[Envelope]) -> Sequence[Outcome]:
+        started = time.perf_counter()
+        outcomes = await super().handle(batch)
+        self.spans.append((started, time.perf_counter(), len(batch)))
+        return outcomes
+
+
+async def measure_subject(args: argparse.Namespace, target: MySQLTarget) -> dict[str, Any]:
+    source = Topic(args.topic, 6, DAY_MS, "bench", "Preloaded benchmark events.")
+    group = ConsumerGroup(f"bench-rewards-{uuid.uuid4().hex[:8]}", (source,), retry_delays_s=())
+    timed = type("BenchRewards", (_TimedRewards,), {"group": group, "spans": []})
+    settings = FleetSettings(
+        kafka=KafkaSettings(bootstrap_servers=args.bootstrap),
+        redis=RedisSettings(key_prefix=f"bench-{uuid.uuid4().hex[:8]}"),
+        mysql=MySQLSettings(),
+    )
+    pool = await create_pool(target, maxsize=4)
+    redis = aioredis.Redis.from_url(args.redis_url)
+    try:
+        context = WorkerContext(settings, redis, pool, CollectorRegistry())
+        processor = timed(pool, RewardsSettings(), metrics=context.metrics)
+        worker = Worker(context, [processor], runtime=_BENCH_RUNTIME)
+        await worker.run(RunLimits(max_events=args.events, idle_s=30))
+    finally:
+        pool.close()
+        await pool.wait_closed()
+        async for key in redis.scan_iter(match=f"{settings.redis.key_prefix}*"):
+            await redis.delete(key)
+        await redis.aclose()
+    spans: list[tuple[float, float, int]] = processor.spans
+    per_event_ms = [(end - start) * 1000 for start, end, n in spans for _ in range(n)]
+    cuts = statistics.quantiles(per_event_ms, n=100) if len(per_event_ms) > 1 else [0.0] * 99
+    handled = sum(n for _, _, n in spans)
+    return result(
+        handled,
+        spans[0][0] if spans else 0.0,
+        spans[-1][1] if spans else 0.0,
+        p50_ms=round(cuts[49], 2),
+        p99_ms=round(cuts[98], 2),
+        mean_batch=round(handled / max(len(spans), 1), 1),
+    )
+
+
+def _rows(events: int) -> Iterator[tuple[tuple[object, ...], tuple[object, ...]]]:
+    """A ledger row and its wallet delta per event, as the processor would write them."""
+    rng = random.Random(11)
+    for n in range(events):
+        player = f"bench-p{rng.randrange(PLAYERS)}"
+        key = f"bench-{n}"
+        ledger = (uuid.uuid4().hex, player, "currency", "coins", 100, "level_completed")
+        yield (*ledger, "rewards", key, key, "level-completed", 1), (player, "coins", 100)
+
+
+_LEDGER = (
+    "INSERT INTO reward_ledger (grant_id, player_id, asset_kind, asset_id, amount, reason, "
+    "source, idempotency_key, source_event_id, rule_id, rule_version) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_WALLET = (
+    "INSERT INTO wallet_balances (player_id, currency, net) VALUES (%s, %s, %s) "
+    "ON DUPLICATE KEY UPDATE net = net + VALUES(net)"
+)
+
+
+async def measure_mysql_only(args: argparse.Namespace, target: MySQLTarget) -> dict[str, Any]:
+    """`ceiling`: 500 events per transaction, multi-row; `naive`: one transaction per event."""
+    rows = list(_rows(args.events))
+    per_txn = BATCH_SIZE if args.mode == "ceiling" else 1
+    pool: aiomysql.Pool = await create_pool(target, maxsize=1)
+    try:
+        async with pool.acquire() as conn, conn.cursor() as cursor:
+            started = time.perf_counter()
+            for first in range(0, len(rows), per_txn):
+                chunk = rows[first : first + per_txn]
+                await cursor.executemany(_LEDGER, [ledger for ledger, _ in chunk])
+                await cursor.executemany(_WALLET, sorted(wallet for _, wallet in chunk))
+                await conn.commit()
+            finished = time.perf_counter()
+    finally:
+        pool.close()
+        await pool.wait_closed()
+    return result(len(rows), started, finished)
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Entry point of `python -m bench.child rewards --mode ...` (one child process)."""
+    options = argparse.ArgumentParser()
+    options.add_argument("--mode", choices=("subject", "ceiling", "naive"), default="subject")
+    options.add_argument("--mysql-dsn", default=DEFAULT_MYSQL)
+    options.add_argument("--redis-url", default=DEFAULT_REDIS)
+    options.parse_args(args.rest, namespace=args)
+    target = await asyncio.to_thread(fresh_database, args.mysql_dsn)
+    try:
+        if args.mode == "subject":
+            return await measure_subject(args, target)
+        return await measure_mysql_only(args, target)
+    finally:
+        await asyncio.to_thread(drop_database, target)
+
+
+def run(
+    events: int,
+    rounds: int,
+    *,
+    bootstrap: str | None = None,
+    mysql_dsn: str = DEFAULT_MYSQL,
+    redis_url: str = DEFAULT_REDIS,
+) -> dict[str, Any]:
+    """Preload, measure subject and references, return the JSON line's dict."""
+    broker = None
+    if bootstrap is None:
+        broker = EmbeddedBroker(port=free_port())
+        broker.start()
+        bootstrap = broker.bootstrap_servers
+    try:
+        topic = Topic(f"bench.rewards.{uuid.uuid4().hex[:8]}", 6, DAY_MS, "bench", "Bench input.")
+        asyncio.run(preload(KafkaSettings(bootstrap_servers=bootstrap), topic, events))
+        extra = ("--mysql-dsn", mysql_dsn, "--redis-url", redis_url)
+        return harness.measure(
+            "rewards",
+            ChildSpec("rewards", "rewards", ("--mode", "subject", *extra)),
+            [
+                ChildSpec("ceiling", "rewards", ("--mode", "ceiling", *extra)),
+                ChildSpec("naive", "rewards", ("--mode", "naive", *extra)),
+            ],
+            bootstrap=bootstrap,
+            topic=topic.name,
+            events=events,
+            rounds=rounds,
+        )
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Benchmark the rewards processor.")
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bootstrap", default=None, help="Default: a private embedded broker.")
+    parser.add_argument("--mysql-dsn", default=DEFAULT_MYSQL)
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    args = parser.parse_args()
+    line = run(
+        args.events,
+        args.rounds,
+        bootstrap=args.bootstrap,
+        mysql_dsn=args.mysql_dsn,
+        redis_url=args.redis_url,
+    )
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
