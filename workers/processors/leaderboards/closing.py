@@ -1,0 +1,175 @@
+"""Close a finished period: freeze it, archive its top entries with final ranks, announce prizes.
+
+Steps, in order:
+1. Take the closing lock (SET NX), so one worker or command closes a period at a time.
+2. Set the period's `closed` marker: from then on the scoring script rejects submissions to it
+   (reason closed), so the ranks read next are final.
+3. If Redis lost the board but MySQL has its submissions, rebuild it first (rebuild.py).
+4. Read the top `archive_top_n` and write them, with the period row, in one MySQL transaction.
+   A period archived before keeps its first archive (a re-close changes no final rank).
+5. Let the sorted set expire after the board's retention.
+6. Return one SeasonPrizeAwarded per archived entry (when the board awards prizes), with ids
+   derived from board, period and player: closing or announcing again yields the same ids.
+Who closes: the processor does it lazily (after `close_grace_s` past the period end, on the
+next batch), and `liveops leaderboards close ID --period P` does it on demand; both run this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiomysql
+import redis.asyncio as aioredis
+
+from workers.errors import TransientError
+from workers.processors.leaderboards import events, keys, store
+from workers.processors.leaderboards.definitions import LeaderboardDefinition
+from workers.processors.leaderboards.periods import (
+    LeaderboardPeriod,
+    period_at,
+    previous_period,
+)
+from workers.processors.leaderboards.rebuild import rebuild_board
+from workers.runtime.processor import OutputEvent
+
+_LOCK_TTL_S = 120
+
+
+class PeriodStillOpenError(TransientError):
+    """The period has not ended yet; it can be closed once it has (or forced)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedPeriod:
+    leaderboard_id: str
+    period: str
+    #: False when the period was archived before this call (outputs are re-announcements).
+    newly_closed: bool
+    entries: tuple[store.ArchivedEntry, ...]
+    outputs: tuple[OutputEvent, ...]
+
+
+def period_end(board: LeaderboardDefinition, period: LeaderboardPeriod) -> datetime | None:
+    """When the period stops taking submissions: its reset, or the board's end if sooner."""
+    ends = [t for t in (period.ends_at, board.ends_at) if t is not None]
+    return min(ends) if ends else None
+
+
+def due_period(
+    board: LeaderboardDefinition, now: datetime, grace_s: int
+) -> LeaderboardPeriod | None:
+    """The most recent period that ended at least `grace_s` ago, or None."""
+    cutoff = now - timedelta(seconds=grace_s)
+    candidate: LeaderboardPeriod | None = None
+    if board.ends_at is not None and board.ends_at <= cutoff:
+        candidate = period_at(board, board.ends_at - timedelta(microseconds=1))
+    elif board.reset != "none":
+        candidate = previous_period(board, period_at(board, cutoff))
+    if candidate is None or (
+        board.starts_at and candidate.ends_at and candidate.ends_at <= board.starts_at
+    ):
+        return None
+    return candidate
+
+
+def _prizes(
+    board: LeaderboardDefinition,
+    period: LeaderboardPeriod,
+    entries: tuple[store.ArchivedEntry, ...],
+) -> tuple[OutputEvent, ...]:
+    end = period_end(board, period) or period.starts_at
+    if not board.award_prizes:
+        return ()
+    return tuple(
+        events.prize_awarded(
+            closed_at=end,
+            leaderboard_id=board.id,
+            period=period.key,
+            player_id=entry.player_id,
+            rank=entry.final_rank,
+        )
+        for entry in entries
+    )
+
+
+async def _top_entries(
+    client: aioredis.Redis, live: str, board: LeaderboardDefinition
+) -> list[store.ArchivedEntry]:
+    if not board.archive_top_n:
+        return []
+    rows: Any = await client.zrange(
+        live, 0, board.archive_top_n - 1, desc=board.better == "higher", withscores=True
+    )
+    codec = board.codec
+    return [
+        store.ArchivedEntry(
+            rank,
+            member.decode() if isinstance(member, bytes) else str(member),
+            codec.score_of(value),
+            int(value),
+        )
+        for rank, (member, value) in enumerate(rows, start=1)
+    ]
+
+
+async def close_period(
+    client: aioredis.Redis,
+    pool: aiomysql.Pool,
+    *,
+    prefix: str,
+    board: LeaderboardDefinition,
+    period: LeaderboardPeriod,
+    definitions_version: str,
+    now: datetime,
+    force: bool = False,
+) -> ClosedPeriod:
+    """Run the steps of the module docstring; see there."""
+    end = period_end(board, period)
+    if not force and (end is None or now < end):
+        raise PeriodStillOpenError(f"{board.id} {period.key} is still open (use force)")
+    lock = keys.closing_lock_key(prefix, board.id, period.key)
+    if not await client.set(lock, "1", nx=True, ex=_LOCK_TTL_S):
+        raise TransientError(f"{board.id} {period.key} is being closed by someone else")
+    try:
+        return await _close_locked(client, pool, prefix, board, period, definitions_version)
+    finally:
+        await client.delete(lock)
+
+
+async def _close_locked(
+    client: aioredis.Redis,
+    pool: aiomysql.Pool,
+    prefix: str,
+    board: LeaderboardDefinition,
+    period: LeaderboardPeriod,
+    definitions_version: str,
+) -> ClosedPeriod:
+    live = keys.board_key(prefix, board.id, period.key)
+    closed = keys.closed_key(prefix, board.id, period.key)
+    await client.set(closed, "1")
+    if period.ends_at is not None:
+        await client.expireat(closed, int(period.ends_at.timestamp()) + board.retention_s)
+    archived = await store.archived_entries(pool, board.id, period.key)
+    newly = archived is None
+    if archived is None:
+        if not await client.exists(live) and await store.count_submissions(
+            pool, board.id, period.key
+        ):
+            await rebuild_board(client, pool, prefix=prefix, board=board, period=period)
+        candidates = await _top_entries(client, live, board)
+        newly = await store.archive_period(
+            pool,
+            leaderboard_id=board.id,
+            period=period.key,
+            starts_at=period.starts_at,
+            ends_at=period.ends_at,
+            definitions_version=definitions_version,
+            entries=candidates,
+        )
+        archived = await store.archived_entries(pool, board.id, period.key) or []
+    if period.ends_at is not None:
+        await client.expireat(live, int(period.ends_at.timestamp()) + board.retention_s)
+    entries = tuple(archived)
+    return ClosedPeriod(board.id, period.key, newly, entries, _prizes(board, period, entries))

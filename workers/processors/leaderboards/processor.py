@@ -1,0 +1,270 @@
+"""The leaderboards processor: ScoreSubmitted events in, ranks in Redis, rank changes out.
+
+Per batch, in this order:
+1. Check each submission in memory: a known board, open at `received_at`, score in range;
+   refusals become REJECTED outcomes with a ScoreRejected output and a metric.
+2. Apply the rest in ONE Lua call (scoring.py): dedup marker, closed period, rate limit,
+   operator, ranks before and after, journal entry; atomic per submission.
+3. Turn rank movements into LeaderboardRankChanged outputs (entered a top-N threshold, reached
+   first, overtaken from first), with ids derived from the source event.
+4. Copy the journal to MySQL (journal.py) before returning, so that every submission whose
+   offset the runtime commits is durable in MySQL too.
+5. Close periods that ended more than `close_grace_s` ago (closing.py) and attach their prize
+   events to this batch's first final outcome, so the runtime publishes them before it commits.
+   A period already closed when this process first sees it is announced again once (same ids):
+   if the process died before publishing the prizes, this is how they still get out.
+Time is the gateway's `received_at` (the client clock is not trusted), so a redelivered or
+retried submission lands in the same period with the same tie-break as its first delivery.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import ClassVar
+
+import aiomysql
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Counter
+
+from schemas.liveops.v1.envelope_pb2 import Envelope
+from topics.catalog import LEADERBOARDS_GROUP
+from workers.errors import DependencyUnavailableError, TransientError
+from workers.processors.leaderboards import closing, events
+from workers.processors.leaderboards.definitions import Definitions
+from workers.processors.leaderboards.journal import flush_journal
+from workers.processors.leaderboards.periods import period_at
+from workers.processors.leaderboards.ranks import rank_changes
+from workers.processors.leaderboards.scoring import (
+    ScoreResult,
+    ScoreStatus,
+    ScoringScript,
+    Submission,
+)
+from workers.processors.leaderboards.settings import LeaderboardSettings
+from workers.runtime.processor import Outcome, OutcomeKind, OutputEvent
+
+Reason = events.RejectionReason
+_REASONS = {
+    ScoreStatus.CLOSED: Reason.SCORE_REJECTION_REASON_CLOSED,
+    ScoreStatus.RATE_LIMITED: Reason.SCORE_REJECTION_REASON_RATE_LIMITED,
+    ScoreStatus.OUT_OF_RANGE: Reason.SCORE_REJECTION_REASON_OUT_OF_RANGE,
+}
+_FINAL = frozenset({OutcomeKind.APPLIED, OutcomeKind.DUPLICATE, OutcomeKind.REJECTED})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LeaderboardsProcessor:
+    """Scores submissions; see the module docstring for the steps of a batch."""
+
+    name: ClassVar[str] = "leaderboards"
+    version: ClassVar[str] = "1"
+    group = LEADERBOARDS_GROUP
+
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        mysql: aiomysql.Pool,
+        definitions: Definitions,
+        key_prefix: str,
+        settings: LeaderboardSettings | None = None,
+        metrics: CollectorRegistry | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._redis = redis
+        self._mysql = mysql
+        self._definitions = definitions
+        self._prefix = key_prefix
+        self._settings = settings or LeaderboardSettings()
+        self._clock = clock
+        self._script = ScoringScript(
+            redis, prefix=key_prefix, dedup_ttl_s=self._settings.dedup_ttl_s
+        )
+        #: (board, period) of periods known closed and announced by this process.
+        self._announced: set[tuple[str, str]] = set()
+        registry = metrics if metrics is not None else CollectorRegistry()
+        self._rejections = Counter(
+            "liveops_leaderboard_rejections",
+            "Score submissions refused, by board and reason.",
+            ["leaderboard", "reason"],
+            registry=registry,
+        )
+        self._rank_changes = Counter(
+            "liveops_leaderboard_rank_changes",
+            "Rank-changed events produced, by board and kind.",
+            ["leaderboard", "kind"],
+            registry=registry,
+        )
+        self._closed = Counter(
+            "liveops_leaderboard_periods_closed",
+            "Periods archived by this process.",
+            ["leaderboard"],
+            registry=registry,
+        )
+
+    @property
+    def definitions(self) -> Definitions:
+        return self._definitions
+
+    async def start(self) -> None:
+        """Nothing to open: connections come from the runtime, definitions are loaded."""
+
+    async def stop(self) -> None:
+        """Copy what is left in the journal to MySQL, if both still answer."""
+        try:
+            await flush_journal(self._redis, self._mysql, prefix=self._prefix)
+        except (DependencyUnavailableError, OSError):
+            return
+
+    async def ready(self) -> bool:
+        try:
+            await self._redis.ping()
+            async with self._mysql.acquire() as conn, conn.cursor() as cursor:
+                await cursor.execute("SELECT 1")
+        except (OSError, aioredis.RedisError, aiomysql.Error):
+            return False
+        return True
+
+    async def handle(self, batch: Sequence[Envelope]) -> Sequence[Outcome]:
+        outcomes: list[Outcome | None] = [None] * len(batch)
+        accepted: list[tuple[int, Submission]] = []
+        for index, envelope in enumerate(batch):
+            checked = self._check(envelope)
+            if isinstance(checked, Outcome):
+                outcomes[index] = checked
+            else:
+                accepted.append((index, checked))
+        results = await self._script.apply([sub for _, sub in accepted])
+        for (index, sub), result in zip(accepted, results, strict=True):
+            outcomes[index] = self._outcome(batch[index], sub, result)
+        await flush_journal(
+            self._redis, self._mysql, prefix=self._prefix, chunk=self._settings.journal_chunk
+        )
+        final = [outcome for outcome in outcomes if outcome is not None]
+        if self._settings.close_lazily:
+            final = await self._close_due_periods(final)
+        return final
+
+    def _check(self, envelope: Envelope) -> Submission | Outcome:
+        if envelope.WhichOneof("payload") != "score_submitted":
+            return Outcome.failed(f"not a score submission: {envelope.WhichOneof('payload')}")
+        submitted = envelope.score_submitted
+        received_at = (
+            envelope.received_at.ToDatetime(tzinfo=UTC)
+            if envelope.HasField("received_at")
+            else self._clock()
+        )
+        board = self._definitions.get(submitted.leaderboard_id)
+        if board is None:
+            return self._reject(
+                envelope,
+                "unknown",
+                "",
+                submitted.score,
+                Reason.SCORE_REJECTION_REASON_UNKNOWN_LEADERBOARD,
+            )
+        period = period_at(board, received_at)
+        if not board.is_open_at(received_at):
+            return self._reject(
+                envelope,
+                board.id,
+                period.key,
+                submitted.score,
+                Reason.SCORE_REJECTION_REASON_CLOSED,
+            )
+        if not board.min_score <= submitted.score <= board.max_score:
+            return self._reject(
+                envelope,
+                board.id,
+                period.key,
+                submitted.score,
+                Reason.SCORE_REJECTION_REASON_OUT_OF_RANGE,
+            )
+        return Submission(
+            idempotency_key=envelope.idempotency_key,
+            event_id=envelope.event_id,
+            player_id=envelope.player_id,
+            board=board,
+            period=period,
+            score=submitted.score,
+            received_at=received_at,
+        )
+
+    def _reject(
+        self,
+        envelope: Envelope,
+        board_label: str,
+        period: str,
+        score: int,
+        reason: events.RejectionReason,
+    ) -> Outcome:
+        name = Reason.Name(reason).removeprefix("SCORE_REJECTION_REASON_").lower()
+        self._rejections.labels(board_label, name).inc()
+        output = events.score_rejected(
+            envelope,
+            at=self._event_time(envelope),
+            leaderboard_id=envelope.score_submitted.leaderboard_id,
+            period=period,
+            score=score,
+            reason=reason,
+        )
+        return Outcome.rejected(name, output)
+
+    def _event_time(self, envelope: Envelope) -> datetime:
+        if envelope.HasField("received_at"):
+            return envelope.received_at.ToDatetime(tzinfo=UTC)
+        return self._clock()
+
+    def _outcome(self, envelope: Envelope, sub: Submission, result: ScoreResult) -> Outcome:
+        if result.status is ScoreStatus.DUPLICATE:
+            return Outcome.duplicate()
+        if result.status is not ScoreStatus.APPLIED:
+            return self._reject(
+                envelope, sub.board.id, sub.period.key, sub.score, _REASONS[result.status]
+            )
+        return Outcome.applied(*self._rank_events(envelope, sub, result))
+
+    def _rank_events(
+        self, envelope: Envelope, sub: Submission, result: ScoreResult
+    ) -> list[OutputEvent]:
+        outputs = rank_changes(envelope, sub, result)
+        for output in outputs:
+            kind = output.envelope.leaderboard_rank_changed.kind
+            self._rank_changes.labels(sub.board.id, events.RankChangeKind.Name(kind)).inc()
+        return outputs
+
+    async def _close_due_periods(self, outcomes: list[Outcome]) -> list[Outcome]:
+        carrier = next((i for i, o in enumerate(outcomes) if o.kind in _FINAL), None)
+        if carrier is None:
+            return outcomes
+        now = self._clock()
+        prizes: list[OutputEvent] = []
+        for board in self._definitions:
+            period = closing.due_period(board, now, self._settings.close_grace_s)
+            if period is None or (board.id, period.key) in self._announced:
+                continue
+            try:
+                closed = await closing.close_period(
+                    self._redis,
+                    self._mysql,
+                    prefix=self._prefix,
+                    board=board,
+                    period=period,
+                    definitions_version=self._definitions.version,
+                    now=now,
+                )
+            except TransientError:
+                continue  # another worker is closing it; it announces the prizes
+            self._announced.add((board.id, period.key))
+            if closed.newly_closed:
+                self._closed.labels(board.id).inc()
+            prizes += closed.outputs
+        if prizes:
+            first = outcomes[carrier]
+            outcomes[carrier] = dataclasses.replace(first, outputs=(*first.outputs, *prizes))
+        return outcomes

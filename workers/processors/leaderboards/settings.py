@@ -1,0 +1,36 @@
+"""Knobs of the leaderboards processor and its reads.
+
+FleetSettings has no `leaderboards` section yet: the factory (processor.build_processor) uses
+`settings.leaderboards` when FleetSettings gains one and these defaults until then; tests and
+the CLI pass their own. Frozen, so one value holds for the life of a worker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workers.runtime.settings import WEEK_S
+
+
+class LeaderboardSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: The definitions file; None loads the boards.toml shipped in this package.
+    definitions_path: Path | None = None
+    #: How long the `done` marker set by the scoring script is kept (the runtime's dedup TTL).
+    dedup_ttl_s: int = Field(default=WEEK_S, gt=0)
+    #: Close (archive) a finished period this long after its end, so that submissions received
+    #: before the reset but still queued are counted; 0 closes at the first batch after it.
+    close_grace_s: int = Field(default=300, ge=0)
+    #: Whether the processor archives finished periods itself (else: `liveops leaderboards
+    #: close`, from a cron job).
+    close_lazily: bool = True
+    #: Most journal entries copied to MySQL per INSERT.
+    journal_chunk: int = Field(default=1000, gt=0)
+    #: Largest page of a top-N read and largest friends list.
+    read_page_max: int = Field(default=100, gt=0)
+    read_friends_max: int = Field(default=200, gt=0)
+    #: Players shown on each side of a player in the "around" read, at most.
+    read_around_max: int = Field(default=25, gt=0)

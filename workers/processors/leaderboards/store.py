@@ -1,0 +1,204 @@
+"""MySQL side of the leaderboards: accepted submissions, closed periods and their archive.
+
+Writes are idempotent (`ON DUPLICATE KEY UPDATE` a column to itself, not INSERT IGNORE, which
+would raise a driver warning): copying the same journal entry or archiving the same period
+twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiomysql
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionRecord:
+    """One accepted submission as the scoring script journaled it."""
+
+    idempotency_key: str
+    event_id: str
+    leaderboard_id: str
+    period: str
+    player_id: str
+    submitted: int
+    sort_value: int
+    #: The Redis stream id (ms, seq): the order in which submissions were applied.
+    journal_ms: int
+    journal_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class FinalEntry:
+    """A player's standing at the end of a period, as a rebuild or an archive needs it."""
+
+    player_id: str
+    sort_value: int
+    #: Accepted submissions of the player in the period (restores the rate-limit counter).
+    submissions: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedEntry:
+    final_rank: int
+    player_id: str
+    score: int
+    sort_value: int
+
+
+async def record_submissions(pool: aiomysql.Pool, records: Sequence[SubmissionRecord]) -> int:
+    """Insert the records in one statement and commit; return how many were new."""
+    if not records:
+        return 0
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(records))
+    params: list[object] = []
+    for r in records:
+        params += [
+            r.idempotency_key,
+            r.event_id,
+            r.leaderboard_id,
+            r.period,
+            r.player_id,
+            r.submitted,
+            r.sort_value,
+            r.journal_ms,
+            r.journal_seq,
+        ]
+    async with pool.acquire() as conn, conn.cursor() as cursor:
+        await cursor.execute(
+            "INSERT INTO leaderboard_submissions (idempotency_key, event_id, leaderboard_id, "  # noqa: S608 - only placeholders added
+            "period, player_id, submitted, sort_value, journal_ms, journal_seq) "
+            f"VALUES {rows} ON DUPLICATE KEY UPDATE idempotency_key = idempotency_key",
+            params,
+        )
+        inserted = int(cursor.rowcount)
+        await conn.commit()
+    return inserted
+
+
+async def final_entries(
+    pool: aiomysql.Pool, leaderboard_id: str, period: str, *, chunk: int = 5000
+) -> AsyncIterator[list[FinalEntry]]:
+    """Each player's last sort value in the period (in application order), in chunks.
+
+    Streams with a server-side cursor, so a board with millions of players is never held in
+    memory at once.
+    """
+    async with pool.acquire() as conn, conn.cursor(aiomysql.SSCursor) as cursor:
+        await cursor.execute(
+            """
+            SELECT player_id, sort_value, submissions FROM (
+                SELECT player_id, sort_value,
+                       ROW_NUMBER() OVER (
+                           PARTITION BY player_id ORDER BY journal_ms DESC, journal_seq DESC
+                       ) AS newest,
+                       COUNT(*) OVER (PARTITION BY player_id) AS submissions
+                FROM leaderboard_submissions
+                WHERE leaderboard_id = %s AND period = %s
+            ) AS latest WHERE newest = 1
+            """,
+            (leaderboard_id, period),
+        )
+        while rows := await cursor.fetchmany(chunk):
+            yield [FinalEntry(str(p), int(v), int(n)) for p, v, n in rows]
+        await conn.commit()
+
+
+async def count_submissions(pool: aiomysql.Pool, leaderboard_id: str, period: str) -> int:
+    async with pool.acquire() as conn, conn.cursor() as cursor:
+        await cursor.execute(
+            "SELECT COUNT(*) FROM leaderboard_submissions WHERE leaderboard_id = %s "
+            "AND period = %s",
+            (leaderboard_id, period),
+        )
+        (count,) = await cursor.fetchone()
+        await conn.commit()
+    return int(count)
+
+
+async def archive_period(
+    pool: aiomysql.Pool,
+    *,
+    leaderboard_id: str,
+    period: str,
+    starts_at: datetime,
+    ends_at: datetime | None,
+    definitions_version: str,
+    entries: Sequence[ArchivedEntry],
+) -> bool:
+    """Record the period as closed with its top entries, in one transaction.
+
+    Returns False (and writes nothing) when the period was archived before: the first archive
+    stands, so a second close cannot change final ranks that prizes were paid on.
+    """
+    async with pool.acquire() as conn, conn.cursor() as cursor:
+        await cursor.execute(
+            "INSERT INTO leaderboard_periods (leaderboard_id, period, starts_at, ends_at, "
+            "entries, definitions_version) VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON DUPLICATE KEY UPDATE leaderboard_id = leaderboard_id",
+            (
+                leaderboard_id,
+                period,
+                _naive_utc(starts_at),
+                _naive_utc(ends_at) if ends_at else None,
+                len(entries),
+                definitions_version,
+            ),
+        )
+        if cursor.rowcount != 1:
+            await conn.rollback()
+            return False
+        if entries:
+            rows = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(entries))
+            params: list[object] = []
+            for e in entries:
+                params += [leaderboard_id, period, e.final_rank, e.player_id, e.score, e.sort_value]
+            await cursor.execute(
+                "INSERT INTO leaderboard_archive (leaderboard_id, period, final_rank, "  # noqa: S608 - only placeholders added
+                f"player_id, score, sort_value) VALUES {rows}",
+                params,
+            )
+        await conn.commit()
+    return True
+
+
+async def archived_entries(
+    pool: aiomysql.Pool, leaderboard_id: str, period: str
+) -> list[ArchivedEntry] | None:
+    """The archive of a closed period, best first; None when the period is not closed."""
+    async with pool.acquire() as conn, conn.cursor() as cursor:
+        await cursor.execute(
+            "SELECT 1 FROM leaderboard_periods WHERE leaderboard_id = %s AND period = %s",
+            (leaderboard_id, period),
+        )
+        closed = await cursor.fetchone() is not None
+        await cursor.execute(
+            "SELECT final_rank, player_id, score, sort_value FROM leaderboard_archive "
+            "WHERE leaderboard_id = %s AND period = %s ORDER BY final_rank",
+            (leaderboard_id, period),
+        )
+        rows = await cursor.fetchall()
+        await conn.commit()
+    if not closed:
+        return None
+    return [ArchivedEntry(int(r), str(p), int(s), int(v)) for r, p, s, v in rows]
+
+
+async def closed_periods(pool: aiomysql.Pool, leaderboard_id: str) -> list[tuple[str, datetime]]:
+    """(period, closed_at) of every closed period of a board, newest first."""
+    async with pool.acquire() as conn, conn.cursor() as cursor:
+        await cursor.execute(
+            "SELECT period, closed_at FROM leaderboard_periods WHERE leaderboard_id = %s "
+            "ORDER BY starts_at DESC",
+            (leaderboard_id,),
+        )
+        rows = await cursor.fetchall()
+        await conn.commit()
+    return [(str(p), c) for p, c in rows]
+
+
+def _naive_utc(instant: datetime) -> datetime:
+    """DATETIME columns hold UTC without a zone."""
+    return instant.astimezone(UTC).replace(tzinfo=None)
