@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 
 from schemas.liveops.v1 import actions_pb2, purchases_pb2
 from schemas.liveops.v1.envelope_pb2 import ClientInfo, Envelope, Platform
+from topics.catalog import ConsumerGroup
 from workers.processors.rewards.processor import RewardsProcessor
 from workers.processors.rewards.settings import NegativeBalancePolicy, RewardsSettings
 
@@ -105,11 +106,22 @@ async def started_processor(
     *,
     rules: str = RULES,
     policy: NegativeBalancePolicy = "debt",
+    group: ConsumerGroup | None = None,
 ) -> RewardsProcessor:
+    """A started processor on `rules`; with `group`, consuming that group instead (runtime
+    tests use a group and topics of their own)."""
     path = rules_dir / "rules.toml"
     path.write_text(rules, encoding="utf-8")
     settings = RewardsSettings(rules_path=path, reload_interval_s=0, negative_balance=policy)
-    processor = RewardsProcessor(pool, settings)
+    kind: type[RewardsProcessor] = RewardsProcessor
+    if group is not None:
+        chosen = group
+
+        class GroupRewards(RewardsProcessor):
+            group = chosen
+
+        kind = GroupRewards
+    processor = kind(pool, settings)
     await processor.start()
     return processor
 

@@ -6,10 +6,12 @@ from collections.abc import Iterator
 
 import pymysql
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from workers.cli import app
 from workers.db import MySQLTarget
+from workers.processors.rewards.cli import rewards_app
+from workers.settings import FleetSettings, MySQLSettings
 
 pytestmark = pytest.mark.integration
 
@@ -45,10 +47,14 @@ def grant(db: pymysql.Connection, player: str, key: str, asset: str, amount: int
 
 
 def verify(mysql_target: MySQLTarget) -> tuple[int, str]:
+    """`liveops rewards verify`, with the settings the root command would hand down.
+
+    The root command itself is not invoked: it configures logging process-wide onto the
+    runner's temporary stderr, which later tests would then write to after it is closed.
+    """
     dsn = f"mysql://{mysql_target.user}@{mysql_target.host}:{mysql_target.port}/"
-    result = CliRunner().invoke(
-        app, ["rewards", "verify"], env={"LIVEOPS_MYSQL__DSN": dsn + mysql_target.database}
-    )
+    settings = FleetSettings(mysql=MySQLSettings(dsn=SecretStr(dsn + mysql_target.database)))
+    result = CliRunner().invoke(rewards_app, ["verify"], obj=settings)
     return result.exit_code, result.output
 
 
