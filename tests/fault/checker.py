@@ -81,6 +81,21 @@ class StateReader:
             counts={_text(player): int(count) for player, count in raw.items()},
         )
 
+    async def leased_count(self) -> int:
+        """Dedup keys of this test holding a worker's lease: events claimed, not yet finished."""
+        client = aioredis.Redis.from_url(self.redis_url)
+        try:
+            pattern = keys.dedup_key(self.key_prefix, self.processor, "*")
+            found = [key async for key in client.scan_iter(match=pattern, count=1000)]
+            values = await client.mget(found) if found else []
+        finally:
+            await client.aclose()
+        return sum(
+            1
+            for value in values
+            if value is not None and _text(value).startswith(keys.LEASE_PREFIX)
+        )
+
     async def wait_applied(self, expected: int, *, timeout_s: float) -> int:
         """Poll until `expected` effects are durable (or the deadline); the count reached."""
         deadline = time.monotonic() + timeout_s

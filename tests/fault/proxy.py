@@ -156,6 +156,10 @@ class FaultProxy:
             await asyncio.gather(self._pump(client_r, upstream_w), self._pump(upstream_r, client_w))
         except (OSError, asyncio.IncompleteReadError):
             pass  # either side went away: the other one is closed below
+        except asyncio.CancelledError:
+            # cut() or stop() cancelled this link on purpose. Ending normally keeps asyncio's
+            # start_server callback from logging the cancellation as an error.
+            pass
         finally:
             self._links.discard(task)
             for writer in (client_w, upstream_w):

@@ -41,6 +41,8 @@ class Scenario:
     reader: StateReader
     config: WorkerConfig
     workers: list[WorkerProcess] = field(default_factory=list)
+    #: End offset per input partition of everything preloaded (from the producer's acks).
+    ends: dict[TopicPartition, int] = field(default_factory=dict)
 
     @property
     def source(self) -> Topic:
@@ -52,8 +54,10 @@ class Scenario:
         return worker
 
     async def preload(self, records: Sequence[Record]) -> dict[TopicPartition, int]:
-        """Put records on the input topic; the end offsets they reached, per partition."""
-        return await produce(self.kafka, self.source, records)
+        """Put records on the input topic; the end offsets of everything preloaded so far."""
+        for tp, end in (await produce(self.kafka, self.source, records)).items():
+            self.ends[tp] = max(self.ends.get(tp, 0), end)
+        return dict(self.ends)
 
     async def wait_progress(self, applied: int, *, timeout_s: float = 60.0) -> int:
         """Wait until at least `applied` events have a durable effect; fails if they do not."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from topics.devbroker import free_port
 
@@ -133,6 +134,24 @@ class WorkerProcess:
                 return True
             await asyncio.sleep(0.1)
         return False
+
+    async def metric(self, name: str, **labels: str) -> float | None:
+        """Sum of the samples of `name` whose labels include `labels`; None if unreachable."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session,
+                session.get(url) as response,
+            ):
+                text = await response.text()
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and labels.items() <= sample.labels.items():
+                    total += sample.value
+        return total
 
     def log_tail(self) -> str:
         try:

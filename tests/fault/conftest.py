@@ -1,0 +1,80 @@
+"""Fixtures of the fault tests: a scenario per test, on its own group, topics and key prefix.
+
+Workers reach MySQL through `mysql_dsn` (give the test a FaultProxy's port to cut it) and Redis
+through `redis_url` (give it a PrivateRedis to flush it); by default they use the shared
+servers directly, which the test never disturbs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from topics.settings import KafkaSettings
+from workers.db import MySQLTarget
+
+from .broker import create_topics, fault_group
+from .checker import StateReader
+from .scenario import Scenario
+from .worker import WorkerConfig
+
+SHARED_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: The probe's dedup scope and the name its rows carry in processed_events.
+PROBE = "probe"
+
+MakeScenario = Callable[..., Awaitable[Scenario]]
+
+
+def mysql_dsn(target: MySQLTarget, *, port: int | None = None) -> str:
+    """The worker's DSN for the test database, optionally through a proxy on `port`."""
+    return f"mysql://{target.user}@{target.host}:{port or target.port}/{target.database}"
+
+
+@pytest.fixture
+async def make_scenario(
+    kafka_settings: KafkaSettings,
+    mysql_target: MySQLTarget,
+    unique_name: str,
+    tmp_path: Path,
+    redis_client: aioredis.Redis,
+) -> AsyncIterator[MakeScenario]:
+    """Build the test's scenario (topics created, no worker yet); every worker dies at the end.
+
+    `redis_client` is requested for its teardown: it deletes the test's keys in shared Redis.
+    """
+    made: list[Scenario] = []
+
+    async def make(
+        *,
+        redis_url: str = SHARED_REDIS_URL,
+        mysql_port: int | None = None,
+        retry_delays_s: tuple[int, ...] = (1, 2, 3),
+        lease_ms: int | None = None,
+    ) -> Scenario:
+        group = fault_group(unique_name, retry_delays_s=retry_delays_s)
+        await create_topics(kafka_settings, group)
+        options = ("--retry-delays-s", *map(str, retry_delays_s))
+        if lease_ms is not None:
+            options += ("--lease-ms", str(lease_ms))
+        config = WorkerConfig(
+            group=unique_name,
+            bootstrap_servers=kafka_settings.bootstrap_servers,
+            redis_url=redis_url,
+            mysql_dsn=mysql_dsn(mysql_target, port=mysql_port),
+            key_prefix=unique_name,
+            log_dir=tmp_path,
+            options=options,
+        )
+        reader = StateReader(
+            mysql_target, redis_url, key_prefix=unique_name, processor=PROBE, ids=unique_name
+        )
+        scenario = Scenario(group, kafka_settings, reader, config)
+        made.append(scenario)
+        return scenario
+
+    yield make
+    for scenario in made:
+        scenario.stop_all()

@@ -1,0 +1,219 @@
+"""Issue 3's fault tests: real worker processes, real broker, Redis and MySQL, exact final state.
+
+Each test drives 3,000 distinct events (more deliveries, with duplicates) through the probe
+processor while something goes wrong, then requires every effect exactly once: a row per
+event in MySQL, the per-player counts in Redis (except where Redis is flushed on purpose), and
+nothing in the dead letters that should not be there. Faults never touch the shared servers:
+MySQL is cut through a FaultProxy, Redis is flushed on a PrivateRedis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from .conftest import PROBE, MakeScenario
+from .events import EXPECTED_ERROR_CLASS, MARKER_HEADER, build_plan
+from .proxy import FaultProxy
+from .redis_server import PrivateRedis
+from .worker import WorkerProcess
+
+EVENTS = 3000
+READY_TIMEOUT_S = 45.0
+#: How long MySQL stays unreachable once the worker has noticed: the fault, not a wait.
+OUTAGE_S = 3.0
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.timeout(150)]
+
+
+async def test_every_event_delivered_two_or_three_times_is_applied_once(
+    make_scenario: MakeScenario,
+) -> None:
+    # Given every event on the topic two or three times (producer and client retries),
+    scenario = await make_scenario()
+    plan = build_plan(scenario.config.group, events=EVENTS, copies=(2, 3))
+    ends = await scenario.preload(plan.records)
+
+    # When one worker consumes them all,
+    worker = scenario.start_worker("a")
+    await scenario.settle(plan, ends)
+
+    # Then each effect exists once, every extra copy was counted as a duplicate, none failed.
+    assert await worker.metric("liveops_duplicates_total", processor=PROBE) == (
+        plan.deliveries - len(plan.expected)
+    )
+    assert await scenario.dead_letters(expected=0) == []
+
+
+async def test_worker_killed_mid_run_then_restarted_loses_and_doubles_nothing(
+    make_scenario: MakeScenario,
+) -> None:
+    with FaultProxy("127.0.0.1", 3306) as mysql_link:
+        # The dead worker's leases outlive the restart (the group only hands its partitions
+        # over after the session timeout), and the retry tiers (5 + 10 + 20 s) outlive the
+        # leases: the restarted worker finds those events leased, sends them through the retry
+        # tiers and applies them once the leases have expired.
+        scenario = await make_scenario(
+            mysql_port=mysql_link.port, lease_ms=25_000, retry_delays_s=(5, 10, 20)
+        )
+        plan = build_plan(scenario.config.group, events=EVENTS, copies=(1, 2))
+        half = len(plan.records) // 2
+        await scenario.preload(plan.records[:half])
+        first = scenario.start_worker("a")
+        await scenario.wait_progress(len(plan.expected) // 4)
+
+        # MySQL slows down and more events arrive, so the worker is surely inside a batch
+        # (claimed in Redis, its transaction open) when the node dies with SIGKILL: nothing of
+        # that batch finishes or commits.
+        mysql_link.delay(300)
+        ends = await scenario.preload(plan.records[half:])
+        await _wait_until(scenario.reader.leased_count, "no batch in flight to kill")
+        first.kill()
+        assert await first.wait_exit(10) == -signal.SIGKILL
+        mysql_link.delay(0)
+        applied_at_kill = await scenario.reader.applied_count()
+        assert applied_at_kill < len(plan.expected), "the kill came after the run: not mid-run"
+        assert await scenario.reader.leased_count() > 0, "the dead worker left no lease behind"
+
+        scenario.start_worker("b")
+        await scenario.settle(plan, ends)
+        assert await scenario.dead_letters(expected=0) == []
+
+
+async def test_second_worker_joining_and_leaving_loses_and_doubles_nothing(
+    make_scenario: MakeScenario,
+) -> None:
+    scenario = await make_scenario()
+    plan = build_plan(scenario.config.group, events=EVENTS, copies=(1, 2))
+    third = len(plan.records) // 3
+    waves = [plan.records[:third], plan.records[third : 2 * third], plan.records[2 * third :]]
+
+    ends = await scenario.preload(waves[0])
+    first = scenario.start_worker("a")
+    await scenario.wait_progress(len(plan.expected) // 10)
+
+    # A second worker joins: the group rebalances, it takes part of the partitions.
+    second = scenario.start_worker("b")
+    assert await second.wait_for_status("/readyz", 200, timeout_s=READY_TIMEOUT_S), (
+        second.log_tail()
+    )
+    ends = await scenario.preload(waves[1])
+    await _wait_until_consumed(second)
+
+    # It leaves gracefully in the middle of the run: it finishes its batch, commits and goes.
+    second.terminate()
+    assert await second.wait_exit(30) == 0, second.log_tail()
+    assert await scenario.reader.applied_count() < len(plan.expected)
+    ends = await scenario.preload(waves[2])
+
+    await scenario.settle(plan, ends)
+    rebalances = await first.metric("liveops_rebalances_total", processor=PROBE)
+    assert rebalances is not None and rebalances >= 2, "the first worker saw no rebalance"
+    assert await scenario.dead_letters(expected=0) == []
+
+
+async def test_redis_flushed_mid_run_mysql_effects_stay_exactly_once(
+    make_scenario: MakeScenario,
+) -> None:
+    with PrivateRedis() as redis_server:
+        scenario = await make_scenario(redis_url=redis_server.url)
+        plan = build_plan(scenario.config.group, events=EVENTS, copies=(1, 2))
+        ends = await scenario.preload(plan.records)
+        worker = scenario.start_worker("a")
+        await scenario.wait_progress(len(plan.expected) // 3)
+
+        # Every dedup marker is gone (a failover to an empty replica), mid-run,
+        redis_server.flush_all()
+        flushed_at = await scenario.reader.applied_count()
+        # and everything applied so far is delivered again: only MySQL knows it was applied.
+        ends = await scenario.preload(plan.records[: len(plan.records) // 2])
+
+        # Then MySQL holds each effect once (settle checks probe_effects and processed_events).
+        # Redis counts are not checked: the flush erased them, and replays count again there.
+        await scenario.settle(plan, ends, check_counts=False)
+        assert flushed_at < len(plan.expected), "the flush came after the run: not mid-run"
+        assert worker.returncode is None
+        assert await scenario.dead_letters(expected=0) == []
+
+
+async def test_mysql_cut_then_restored_worker_recovers_without_restart(
+    make_scenario: MakeScenario,
+) -> None:
+    with FaultProxy("127.0.0.1", 3306) as mysql_link:
+        scenario = await make_scenario(mysql_port=mysql_link.port)
+        plan = build_plan(scenario.config.group, events=EVENTS, copies=(1, 2))
+        half = len(plan.records) // 2
+        ends = await scenario.preload(plan.records[:half])
+        worker = scenario.start_worker("a")
+        assert await worker.wait_for_status("/readyz", 200, timeout_s=READY_TIMEOUT_S), (
+            worker.log_tail()
+        )
+        await scenario.wait_progress(len(plan.expected) // 5)
+
+        # MySQL goes away: open connections reset, new ones refused.
+        mysql_link.cut()
+        assert await worker.wait_for_status("/readyz", 503, timeout_s=30), worker.log_tail()
+        ends = await scenario.preload(plan.records[half:])
+        # The outage lasts a while (this sleep is the fault's length, not a wait for a result).
+        await asyncio.sleep(OUTAGE_S)
+        assert worker.returncode is None, "the worker died while MySQL was away"
+        assert await worker.probe("/healthz") == 200, "the loop stopped while MySQL was away"
+        during = await scenario.reader.applied_count()
+        assert during < len(plan.expected)
+
+        mysql_link.restore()
+        assert await worker.wait_for_status("/readyz", 200, timeout_s=30), worker.log_tail()
+        await scenario.settle(plan, ends)
+        assert worker.returncode is None
+        assert len(scenario.workers) == 1
+        assert await scenario.dead_letters(expected=0) == []
+
+
+async def test_garbage_and_schema_violations_are_dead_lettered_and_the_stream_goes_on(
+    make_scenario: MakeScenario,
+) -> None:
+    scenario = await make_scenario()
+    plan = build_plan(scenario.config.group, events=EVENTS, garbage_every=100)
+    ends = await scenario.preload(plan.records)
+    worker = scenario.start_worker("a")
+
+    await scenario.settle(plan, ends)
+    letters = await scenario.dead_letters(expected=len(plan.garbage))
+
+    by_marker = {letter.headers[MARKER_HEADER].decode(): letter for letter in letters}
+    assert len(letters) == len(plan.garbage), "a garbage record was dead-lettered twice"
+    assert set(by_marker) == set(plan.garbage)
+    for marker, kind in plan.garbage.items():
+        headers = by_marker[marker].headers
+        assert headers["liveops-error-class"].decode() == EXPECTED_ERROR_CLASS[kind], marker
+        assert headers["liveops-error-message"], marker
+        assert headers["liveops-original-topic"].decode() == scenario.source.name
+        assert headers["liveops-original-offset"].decode().isdigit()
+        assert headers["liveops-processor"].decode() == PROBE
+        assert by_marker[marker].key == marker.encode()
+    assert worker.returncode is None
+    assert await worker.probe("/readyz") == 200
+
+
+async def _wait_until_consumed(worker: WorkerProcess) -> None:
+    """Poll the worker's own counter until it has handled events of its partitions."""
+
+    async def consumed() -> float:
+        return await worker.metric("liveops_events_consumed_total", processor=PROBE) or 0.0
+
+    await _wait_until(consumed, f"{worker.name} consumed nothing\n{worker.log_tail()}")
+
+
+async def _wait_until(
+    value: Callable[[], Awaitable[float]], message: str, *, timeout_s: float = 30.0
+) -> None:
+    """Poll `value` until it is non-zero; fail with `message` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while not await value():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        await asyncio.sleep(0.05)
