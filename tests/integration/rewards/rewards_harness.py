@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiomysql
 from google.protobuf.message import Message
+from prometheus_client import CollectorRegistry
 
 from schemas.liveops.v1 import actions_pb2, purchases_pb2
 from schemas.liveops.v1.envelope_pb2 import ClientInfo, Envelope, Platform
@@ -107,6 +108,7 @@ async def started_processor(
     rules: str = RULES,
     policy: NegativeBalancePolicy = "debt",
     group: ConsumerGroup | None = None,
+    metrics: CollectorRegistry | None = None,
 ) -> RewardsProcessor:
     """A started processor on `rules`; with `group`, consuming that group instead (runtime
     tests use a group and topics of their own)."""
@@ -121,7 +123,7 @@ async def started_processor(
             group = chosen
 
         kind = GroupRewards
-    processor = kind(pool, settings)
+    processor = kind(pool, settings, metrics=metrics)
     await processor.start()
     return processor
 

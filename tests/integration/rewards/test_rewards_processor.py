@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiomysql
 import pytest
+from prometheus_client import CollectorRegistry
 from rewards_harness import (
     RULES,
     execute,
@@ -100,7 +101,8 @@ async def test_duplicates_within_and_across_batches_apply_once(
 async def test_daily_caps_record_the_event_as_capped_and_persist(
     pool: aiomysql.Pool, tmp_path: Path, unique_name: str
 ) -> None:
-    processor = await started_processor(pool, tmp_path)
+    registry = CollectorRegistry()
+    processor = await started_processor(pool, tmp_path, metrics=registry)
 
     outcomes = await processor.handle([match_won(unique_name) for _ in range(3)])
     later = await processor.handle([match_won(unique_name)])
@@ -113,6 +115,9 @@ async def test_daily_caps_record_the_event_as_capped_and_persist(
         pool, "SELECT reason, rule_id FROM reward_refusals WHERE player_id = %s", unique_name
     )
     assert refusals == [("capped", "win"), ("capped", "win")]
+    refused = registry.get_sample_value("liveops_rewards_refusals_total", {"reason": "capped"})
+    granted = registry.get_sample_value("liveops_rewards_grants_total", {"reason": "match_won"})
+    assert (refused, granted) == (2, 2)
 
 
 async def test_a_refund_claws_back_exactly_the_purchase_grants(
@@ -178,12 +183,14 @@ async def test_a_refund_before_its_purchase_is_retried_then_applied(
 ) -> None:
     processor = await started_processor(pool, tmp_path)
     early = refund(unique_name, f"{unique_name}-t")
+    copy = refund(unique_name, f"{unique_name}-t", key=early.idempotency_key)
 
-    first = await processor.handle([early])
+    first = await processor.handle([early, copy])
     await processor.handle([purchase(unique_name, f"{unique_name}-t")])
     retried = await processor.handle([early])  # back from the retry topic, same key
 
-    assert first[0].kind is OutcomeKind.RETRY
+    # The copy shares the original's fate: marked done, it would hide the retried original.
+    assert [o.kind for o in first] == [OutcomeKind.RETRY, OutcomeKind.RETRY]
     assert retried[0].kind is OutcomeKind.APPLIED
     assert await wallet(pool, unique_name) == {"gems": (0, 0), "sword": (0, 0)}
 

@@ -37,7 +37,7 @@ from workers.processors.rewards.grants import GrantRecord
 from workers.processors.rewards.plan import decide
 from workers.processors.rewards.rules import RuleBook, load_rule_book
 from workers.processors.rewards.settings import RewardsSettings
-from workers.processors.rewards.settle import Settled, settle
+from workers.processors.rewards.settle import Settled, Settlement, settle
 from workers.runtime.context import ProcessorFactory, WorkerContext
 from workers.runtime.durable import claim_durably
 from workers.runtime.processor import Outcome, OutcomeKind, OutputEvent
@@ -166,7 +166,7 @@ class RewardsProcessor:
                     # inserting new keys (ULIDs all land at the end of the index) do not
                     # deadlock; wallet and counter writes are relative, so nothing is lost.
                     await cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                    outcomes = await self._apply(cursor, self.book, batch)
+                    outcomes, settlement = await self._apply(cursor, self.book, batch)
                 await conn.commit()
             except BaseException:
                 # Nothing of the batch may stay half-applied. If the connection is gone the
@@ -174,11 +174,12 @@ class RewardsProcessor:
                 with contextlib.suppress(pymysql.err.MySQLError, OSError):
                     await conn.rollback()
                 raise
+        self._count(settlement)
         return outcomes
 
     async def _apply(
         self, cursor: aiomysql.Cursor, book: RuleBook, batch: Sequence[Envelope]
-    ) -> list[Outcome]:
+    ) -> tuple[list[Outcome], Settlement]:
         fresh = await claim_durably(cursor, self.name, batch)
         segments = (
             await ledger.load_segments(cursor, (e.player_id for e in fresh))
@@ -200,29 +201,43 @@ class RewardsProcessor:
         earlier = await ledger.load_grants(
             cursor, [key for key in first_copies if key not in settled]
         )
-        outcomes: list[Outcome] = []
-        for envelope in batch:
-            key = envelope.idempotency_key
-            if first_copies[key] is not envelope:
-                outcomes.append(Outcome(OutcomeKind.DUPLICATE, "repeated within the batch"))
-            elif key in settled:
-                outcomes.append(self._outcome(settled[key], envelope))
+        firsts: dict[str, Outcome] = {}
+        for key, envelope in first_copies.items():
+            if key in settled:
+                firsts[key] = _outcome_of(settled[key], envelope)
             elif key in earlier:
                 # Applied by an earlier delivery: publish its RewardGranted again (same ids),
                 # in case that delivery died between the commit and the broker's ack.
                 again = granted_event(earlier[key], envelope)
-                outcomes.append(Outcome(OutcomeKind.DUPLICATE, "applied before", (again,)))
+                firsts[key] = Outcome(OutcomeKind.DUPLICATE, "applied before", (again,))
             else:
-                outcomes.append(Outcome.duplicate())
-        return outcomes
+                firsts[key] = Outcome.duplicate()
+        outcomes: list[Outcome] = []
+        for envelope in batch:
+            first = firsts[envelope.idempotency_key]
+            if first_copies[envelope.idempotency_key] is envelope:
+                outcomes.append(first)
+            elif first.kind in (OutcomeKind.RETRY, OutcomeKind.FAILED):
+                # A copy marked done would make the runtime skip the original when it comes
+                # back from the retry tier or the dead letters: it shares its fate instead.
+                outcomes.append(Outcome(first.kind, first.reason))
+            else:
+                outcomes.append(Outcome(OutcomeKind.DUPLICATE, "repeated within the batch"))
+        return outcomes, settlement
 
-    def _outcome(self, result: Settled, source: Envelope) -> Outcome:
-        if result.record is not None:
-            self._metrics.grants.labels(result.record.first.reason).inc()
-            return Outcome(result.kind, result.reason, (granted_event(result.record, source),))
-        if result.refusal is not None:
-            self._metrics.refusals.labels(result.refusal.code.value).inc()
+    def _count(self, settlement: Settlement) -> None:
+        """Metrics of a committed batch (never of one rolled back)."""
+        for result in settlement.results:
+            if result.record is not None:
+                self._metrics.grants.labels(result.record.first.reason).inc()
+            elif result.refusal is not None:
+                self._metrics.refusals.labels(result.refusal.code.value).inc()
+
+
+def _outcome_of(result: Settled, source: Envelope) -> Outcome:
+    if result.record is None:
         return Outcome(result.kind, result.reason)
+    return Outcome(result.kind, result.reason, (granted_event(result.record, source),))
 
 
 def rewards_factory(settings: RewardsSettings | None = None) -> ProcessorFactory:
