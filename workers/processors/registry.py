@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from schemas.errors import LiveopsError
+from workers.processors.leaderboards.factory import build_leaderboards_processor
 from workers.processors.probe import probe_factory
 from workers.processors.rewards.processor import rewards_factory
 from workers.runtime.context import ProcessorFactory
@@ -11,6 +12,7 @@ from workers.runtime.context import ProcessorFactory
 PROCESSORS: dict[str, ProcessorFactory] = {
     "probe": probe_factory(),
     "rewards": rewards_factory(),
+    "leaderboards": build_leaderboards_processor,
 }
 #: Runnable by name but not part of `liveops worker all` (test and demo processors).
 NOT_IN_ALL = frozenset({"probe"})

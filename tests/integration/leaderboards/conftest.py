@@ -1,0 +1,115 @@
+"""Fixtures of the leaderboards integration tests: real Redis and MySQL, a processor built on
+them with boards whose ids no other test uses, and a clock the test moves."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import aiomysql
+import pytest
+import redis.asyncio as aioredis
+from lb_helpers import Clock, ProcessorFactory
+from prometheus_client import CollectorRegistry
+
+from workers.db import MySQLTarget, create_pool
+from workers.processors.leaderboards.definitions import Definitions, parse_definitions
+from workers.processors.leaderboards.processor import LeaderboardsProcessor
+from workers.processors.leaderboards.settings import LeaderboardSettings
+
+
+@pytest.fixture
+async def mysql_pool(mysql_target: MySQLTarget) -> AsyncIterator[aiomysql.Pool]:
+    pool = await create_pool(mysql_target, maxsize=4)
+    yield pool
+    pool.close()
+    await pool.wait_closed()
+
+
+@pytest.fixture
+def board_prefix() -> str:
+    """Prefix of this test's board ids: the MySQL tables are shared by the whole session."""
+    return f"b{uuid.uuid4().hex[:10]}"
+
+
+def boards_toml(prefix: str, extra: str = "") -> str:
+    """Definitions of one test: a weekly best board and one of each other operator."""
+    return f"""
+version = "test-1"
+[[leaderboards]]
+id = "{prefix}-arena"
+operator = "best"
+reset = "weekly"
+max_score = 1000000
+max_submissions_per_period = 5
+archive_top_n = 3
+top_thresholds = [3]
+
+[[leaderboards]]
+id = "{prefix}-speed"
+better = "lower"
+operator = "best"
+reset = "daily"
+min_score = 1
+max_score = 100000
+award_prizes = false
+
+[[leaderboards]]
+id = "{prefix}-points"
+operator = "increment"
+reset = "monthly"
+min_score = 1
+max_score = 1000
+
+[[leaderboards]]
+id = "{prefix}-debt"
+operator = "decrement"
+reset = "monthly"
+min_score = 1
+max_score = 1000
+
+[[leaderboards]]
+id = "{prefix}-trophies"
+operator = "latest"
+max_score = 30000
+archive_top_n = 0
+{extra}
+"""
+
+
+@pytest.fixture
+def definitions(board_prefix: str) -> Definitions:
+    return parse_definitions(boards_toml(board_prefix))
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def make_processor(
+    redis_client: aioredis.Redis,
+    mysql_pool: aiomysql.Pool,
+    unique_name: str,
+    definitions: Definitions,
+    clock: Clock,
+) -> ProcessorFactory:
+    def build(
+        *,
+        prefix: str = unique_name,
+        board_definitions: Definitions | None = None,
+        settings: LeaderboardSettings | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> LeaderboardsProcessor:
+        return LeaderboardsProcessor(
+            redis=redis_client,
+            mysql=mysql_pool,
+            definitions=board_definitions or definitions,
+            key_prefix=prefix,
+            settings=settings or LeaderboardSettings(close_lazily=False),
+            metrics=registry or CollectorRegistry(),
+            clock=clock,
+        )
+
+    return build

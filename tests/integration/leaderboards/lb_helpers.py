@@ -1,0 +1,55 @@
+"""Helpers of the leaderboards integration tests: a clock, and ScoreSubmitted envelopes."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from schemas.liveops.v1.envelope_pb2 import Envelope
+from schemas.liveops.v1.leaderboards_pb2 import LeaderboardRankChanged
+from workers.processors.leaderboards.processor import LeaderboardsProcessor
+
+_counter = itertools.count()
+
+#: Wednesday of ISO week 2026-W48 (Monday 23 to Sunday 29 November).
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    """The processor's clock; tests move it to cross a reset."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+ProcessorFactory = Callable[..., LeaderboardsProcessor]
+
+
+def submission(
+    board_id: str,
+    player_id: str,
+    score: int,
+    received_at: datetime,
+    *,
+    key: str | None = None,
+) -> Envelope:
+    """A score submission; `key` (the idempotency key) defaults to a fresh one."""
+    event_id = f"ev-{next(_counter):08d}-{board_id}"
+    envelope = Envelope(event_id=event_id, idempotency_key=key or event_id, player_id=player_id)
+    envelope.received_at.FromDatetime(received_at)
+    envelope.score_submitted.leaderboard_id = board_id
+    envelope.score_submitted.score = score
+    return envelope
+
+
+def seconds_after(start: datetime, seconds: int) -> datetime:
+    return start + timedelta(seconds=seconds)
+
+
+def rank_change(envelope: Envelope) -> LeaderboardRankChanged:
+    assert envelope.WhichOneof("payload") == "leaderboard_rank_changed"
+    return envelope.leaderboard_rank_changed
