@@ -46,15 +46,18 @@ def grant(db: pymysql.Connection, player: str, key: str, asset: str, amount: int
         )
 
 
+def settings_for(target: MySQLTarget) -> FleetSettings:
+    dsn = f"mysql://{target.user}@{target.host}:{target.port}/{target.database}"
+    return FleetSettings(mysql=MySQLSettings(dsn=SecretStr(dsn)))
+
+
 def verify(mysql_target: MySQLTarget) -> tuple[int, str]:
     """`liveops rewards verify`, with the settings the root command would hand down.
 
     The root command itself is not invoked: it configures logging process-wide onto the
     runner's temporary stderr, which later tests would then write to after it is closed.
     """
-    dsn = f"mysql://{mysql_target.user}@{mysql_target.host}:{mysql_target.port}/"
-    settings = FleetSettings(mysql=MySQLSettings(dsn=SecretStr(dsn + mysql_target.database)))
-    result = CliRunner().invoke(rewards_app, ["verify"], obj=settings)
+    result = CliRunner().invoke(rewards_app, ["verify"], obj=settings_for(mysql_target))
     return result.exit_code, result.output
 
 
@@ -113,3 +116,21 @@ def test_the_ledger_refuses_updates_and_deletes(db: pymysql.Connection, unique_n
                 cursor.execute(statement, (unique_name,))
         cursor.execute("SELECT SUM(amount) FROM reward_ledger WHERE player_id = %s", (unique_name,))
         assert cursor.fetchone() == (10,)
+
+
+def test_wallet_shows_balances_and_recent_grants(
+    db: pymysql.Connection, mysql_target: MySQLTarget, unique_name: str
+) -> None:
+    grant(db, unique_name, f"{unique_name}-1", "coins", 70)
+    grant(db, unique_name, f"{unique_name}-2", "gems", 5)
+
+    result = CliRunner().invoke(
+        rewards_app, ["wallet", unique_name], obj=settings_for(mysql_target)
+    )
+
+    assert result.exit_code == 0, result.output
+    lines = [line.split() for line in result.output.splitlines()]
+    assert ["currency", "coins", "70"] in lines
+    assert ["currency", "gems", "5"] in lines
+    grants = [line for line in lines if line[2:4] in (["+70", "coins"], ["+5", "gems"])]
+    assert [line[2] for line in grants] == ["+5", "+70"]  # newest first
