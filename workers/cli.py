@@ -13,6 +13,7 @@ from workers.logs import configure_logging
 from workers.processors.rewards.cli import rewards_app
 from workers.runtime.cli import dlq_app, run_worker
 from workers.settings import FleetSettings, SettingsError, load_settings
+from workers.streams.cli import stream_app
 
 app = typer.Typer(
     help="liveops-fleet: the event backbone of a live game.",
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.add_typer(dev_app, name="dev")
 app.add_typer(topics_app, name="topics")
 app.add_typer(rewards_app, name="rewards")
+app.add_typer(stream_app, name="stream")
 app.command("tail")(tail_command)
 app.add_typer(dlq_app, name="dlq")
 app.command("worker")(run_worker)

@@ -1,0 +1,30 @@
+"""The velocity job in a child process, as `liveops stream velocity` runs it, with the test's
+settings: `python -m tests.integration.streams.velocity_child KAFKA_JSON VELOCITY_JSON PORT`.
+
+The command reads its VelocitySettings from FleetSettings, which has no `velocity` section yet;
+this launcher hands the same run_velocity() the test's own settings instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from topics.settings import KafkaSettings
+from workers.logs import configure_logging
+from workers.streams.settings import VelocitySettings
+from workers.streams.velocity_job import run_velocity
+
+
+def main() -> None:
+    kafka_json, velocity_json, metrics_port = sys.argv[1:4]
+    configure_logging("info", "json")
+    run_velocity(
+        KafkaSettings.model_validate_json(kafka_json),
+        VelocitySettings.model_validate_json(velocity_json),
+        metrics_port=int(metrics_port),
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":
+    main()
