@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import aiomysql
 import pytest
 import redis.asyncio as aioredis
+import structlog
 from prometheus_client import CollectorRegistry
 
 from topics.admin import apply_plan
@@ -32,6 +33,12 @@ TEST_RUNTIME = RuntimeSettings(
     heartbeat_interval_ms=300,
     rebalance_timeout_ms=2_000,
 )
+
+
+@pytest.fixture(autouse=True)
+def _logs_to_current_stdout() -> None:
+    """Undo any configure_logging() an earlier CLI test ran: it caches a stream pytest closes."""
+    structlog.reset_defaults()
 
 
 @pytest.fixture

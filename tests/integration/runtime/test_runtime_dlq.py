@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import aiomysql
 import pytest
-from conftest import MakeWorker
-from runtime_helpers import login, probe_rows, publish, read_all, record_count
 from typer.testing import CliRunner
 
 from topics.catalog import ConsumerGroup
 from topics.settings import KafkaSettings
 from workers.runtime import dlq, headers
 from workers.runtime.worker import RunLimits
+
+from .conftest import MakeWorker
+from .runtime_helpers import login, probe_rows, publish, read_all, record_count
 
 pytestmark = pytest.mark.integration
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import aiomysql
 import pytest
 import redis.asyncio as aioredis
-from conftest import MakeWorker
-from runtime_helpers import committed_total, login, probe_counts, probe_rows, publish
 
 from topics.catalog import ConsumerGroup
 from topics.settings import KafkaSettings
 from workers.runtime.worker import RunLimits
+
+from .conftest import MakeWorker
+from .runtime_helpers import committed_total, login, probe_counts, probe_rows, publish
 
 pytestmark = pytest.mark.integration
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import aiomysql
 import pytest
 import redis.asyncio as aioredis
-from conftest import MakeWorker
-from runtime_helpers import login, probe_counts, probe_rows, publish, read_all, record_count
 
 from topics.catalog import ConsumerGroup
 from topics.settings import KafkaSettings
 from workers.runtime import headers
 from workers.runtime.worker import RunLimits
+
+from .conftest import MakeWorker
+from .runtime_helpers import login, probe_counts, probe_rows, publish, read_all, record_count
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,17 @@ import aiohttp
 import aiomysql
 import pytest
 import redis.asyncio as aioredis
-from conftest import TEST_RUNTIME, MakeWorker
 from prometheus_client import CollectorRegistry
-from runtime_helpers import (
+
+from topics.catalog import ConsumerGroup
+from topics.devbroker import free_port
+from topics.settings import KafkaSettings
+from workers.processors.probe import ProbeProcessor
+from workers.runtime.context import WorkerContext
+from workers.runtime.worker import RunLimits, Worker
+
+from .conftest import TEST_RUNTIME, MakeWorker
+from .runtime_helpers import (
     committed_total,
     forward,
     login,
@@ -20,13 +28,6 @@ from runtime_helpers import (
     record_count,
     wait_until,
 )
-
-from topics.catalog import ConsumerGroup
-from topics.devbroker import free_port
-from topics.settings import KafkaSettings
-from workers.processors.probe import ProbeProcessor
-from workers.runtime.context import WorkerContext
-from workers.runtime.worker import RunLimits, Worker
 
 pytestmark = pytest.mark.integration
 
@@ -123,3 +124,48 @@ async def test_redis_outage_holds_position_then_resumes_by_itself(
 
 async def _holding(worker: Worker) -> bool:
     return "redis" in worker.progress.down
+
+
+async def test_ready_worker_serves_health_and_metrics(
+    kafka_settings: KafkaSettings,
+    group: ConsumerGroup,
+    make_worker: MakeWorker,
+    unique_name: str,
+) -> None:
+    # Given a running worker that has handled a few events
+    await publish(
+        kafka_settings, group.inputs[0], [login("p", f"{unique_name}-k{i}") for i in range(3)]
+    )
+    worker = make_worker(metrics_port=0)
+    running = asyncio.create_task(worker.run())
+    try:
+        assert await wait_until(lambda: _events_at_least(worker, 3))
+        assert worker.health is not None
+        port = worker.health.port
+
+        # Then it is alive and ready
+        assert (await get(port, "/healthz"))[0] == 200
+        assert await wait_until(lambda: _status_is(port, "/readyz", 200))
+        # And /metrics exposes the runtime's metrics
+        metrics = (await get(port, "/metrics"))[1]
+        for name in (
+            "liveops_events_consumed_total",
+            "liveops_outcomes_total",
+            "liveops_handle_seconds_bucket",
+            "liveops_batch_size_bucket",
+            "liveops_end_to_end_seconds_bucket",
+            "liveops_consumer_lag",
+        ):
+            assert name in metrics
+        assert 'liveops_outcomes_total{outcome="applied",processor="probe"} 3.0' in metrics
+    finally:
+        worker.request_stop()
+        await running
+
+
+async def _events_at_least(worker: Worker, count: int) -> bool:
+    return worker.progress.events >= count
+
+
+async def _status_is(port: int, path: str, status: int) -> bool:
+    return (await get(port, path))[0] == status

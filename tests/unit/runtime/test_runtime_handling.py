@@ -8,12 +8,19 @@ from typing import ClassVar
 import pymysql
 import pytest
 import redis.exceptions
+import structlog
 
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import PLAYER_ACTIONS, ConsumerGroup
 from workers.errors import DependencyUnavailableError, PermanentError, TransientError
 from workers.runtime.handling import handle_batch
 from workers.runtime.processor import Outcome, OutcomeKind
+
+
+@pytest.fixture(autouse=True)
+def _logs_to_current_stdout() -> None:
+    """Undo any configure_logging() an earlier CLI test ran: it caches a stream pytest closes."""
+    structlog.reset_defaults()
 
 
 class ScriptedProcessor:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+import pytest
 import redis.asyncio as aioredis
+import structlog
 from prometheus_client import CollectorRegistry
 
 from schemas.codec import encode
@@ -20,6 +22,12 @@ from workers.runtime.records import InboundRecord
 from workers.runtime.settings import RuntimeSettings
 
 GROUP = ConsumerGroup("fake", (PLAYER_ACTIONS,), retry_delays_s=(10, 60))
+
+
+@pytest.fixture(autouse=True)
+def _logs_to_current_stdout() -> None:
+    """Undo any configure_logging() an earlier CLI test ran: it caches a stream pytest closes."""
+    structlog.reset_defaults()
 
 
 class FakeDedup(Deduplicator):
