@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import aiomysql
+import pymysql
 import typer
 
 from workers.db import MySQLTarget, create_pool
@@ -36,7 +37,12 @@ def _run_with_pool(ctx: typer.Context, work: Callable[[aiomysql.Pool], Awaitable
             pool.close()
             await pool.wait_closed()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except (pymysql.err.MySQLError, OSError) as exc:
+        # One line, not a traceback: usually a wrong DSN or a database without migrations.
+        typer.echo(f"liveops rewards: mysql: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @rewards_app.command("verify")
