@@ -178,6 +178,20 @@ async def test_a_claw_back_of_spent_gems_is_debt_or_refused_per_policy(
     assert await mismatches_of(pool, strict_player) == []
 
 
+async def test_reject_policy_sees_the_balance_when_a_purchase_is_refunded_in_its_batch(
+    pool: aiomysql.Pool, tmp_path: Path, unique_name: str
+) -> None:
+    processor = await started_processor(pool, tmp_path, policy="reject")
+    await processor.handle([purchase(unique_name, f"{unique_name}-old")])
+
+    outcomes = await processor.handle(
+        [purchase(unique_name, f"{unique_name}-new"), refund(unique_name, f"{unique_name}-new")]
+    )
+
+    assert [o.kind for o in outcomes] == [OutcomeKind.APPLIED, OutcomeKind.APPLIED]
+    assert await wallet(pool, unique_name) == {"gems": (500, 0), "sword": (1, 0)}
+
+
 async def test_a_refund_before_its_purchase_is_retried_then_applied(
     pool: aiomysql.Pool, tmp_path: Path, unique_name: str
 ) -> None:

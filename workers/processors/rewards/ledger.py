@@ -17,7 +17,7 @@ import pymysql
 
 from workers.errors import TransientError
 from workers.processors.rewards.grants import SOURCE, AssetKind, GrantRecord, LedgerRow
-from workers.processors.rewards.plan import ClawbackPlan, Decision
+from workers.processors.rewards.plan import ClawbackPlan, Decision, GrantPlan
 from workers.processors.rewards.settings import NegativeBalancePolicy
 from workers.processors.rewards.settle import (
     BatchState,
@@ -168,11 +168,16 @@ async def load_state(
     caps, refs = needed_state(decisions)
     purchases = await _purchase_rows(cursor, refs)
     wallets: set[WalletKey] = set()
-    if policy == "reject":
+    refunded = {d.purchase_ref for d in decisions if isinstance(d, ClawbackPlan)}
+    if policy == "reject" and refunded:
+        for ref in refunded:
+            for row in purchases.get(ref, ()):
+                wallets.add((row.player_id, row.asset_kind, row.asset_id))
         for decision in decisions:
-            if isinstance(decision, ClawbackPlan):
-                for row in purchases.get(decision.purchase_ref, ()):
-                    wallets.add((row.player_id, row.asset_kind, row.asset_id))
+            # A purchase refunded within its own batch: its entries too.
+            if isinstance(decision, GrantPlan) and decision.action.purchase_ref in refunded:
+                player = decision.event.player_id
+                wallets.update((player, spec.kind, spec.asset) for spec in decision.grants)
     return BatchState(
         cap_counts=await _cap_counts(cursor, caps),
         nets=await _nets(cursor, wallets),
