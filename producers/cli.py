@@ -17,9 +17,9 @@ import typer
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from producers.errors import GatewayConfigError, PublishError
 from producers.gateway import create_app
 from producers.publisher import Publisher
+from schemas.errors import LiveopsError
 
 #: Builds read-only routes another layer serves on the gateway (e.g. leaderboards), from the
 #: fleet settings and the gateway's Redis client.
@@ -28,14 +28,36 @@ RouteFactory = Callable[[Any, aioredis.Redis], Sequence[web.RouteDef]]
 log = structlog.get_logger(__name__)
 
 
+def leaderboard_routes(fleet: Any, redis: aioredis.Redis) -> Sequence[web.RouteDef]:
+    """GET /v1/leaderboards/... (top, a player, around a player, friends), which the
+    leaderboards layer serves from Redis."""
+    # Imported when the command runs: producers never imports workers at import time
+    # (workers.settings imports producers.settings).
+    from workers.processors.leaderboards.definitions import load_definitions
+    from workers.processors.leaderboards.factory import leaderboard_settings
+    from workers.processors.leaderboards.routes import leaderboard_routes as routes
+
+    settings = leaderboard_settings(fleet)
+    return routes(
+        redis,
+        load_definitions(settings.definitions_path),
+        key_prefix=fleet.redis.key_prefix,
+        settings=settings,
+    )
+
+
+#: Other layers' read-only routes the `liveops gateway` command mounts.
+ROUTE_FACTORIES: tuple[RouteFactory, ...] = (leaderboard_routes,)
+
+
 def gateway_command(ctx: typer.Context) -> None:
     """Serve POST /v1/events, /v1/purchases, /v1/devices and the probes (LIVEOPS_GATEWAY__*)."""
     # ctx.obj is workers.settings.FleetSettings; typed loosely so producers never imports
     # workers (workers.settings imports producers.settings).
     fleet: Any = ctx.obj
     try:
-        asyncio.run(serve(fleet))
-    except (GatewayConfigError, PublishError) as exc:
+        asyncio.run(serve(fleet, ROUTE_FACTORIES))
+    except LiveopsError as exc:  # bad JWT key, unreachable broker, invalid board definitions
         typer.echo(f"liveops gateway: {exc}", err=True)
         raise typer.Exit(1) from None
 

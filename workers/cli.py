@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from producers.cli import gateway_command
 from topics.cli import dev_app, tail_command, topics_app
 from workers.logs import configure_logging
 from workers.processors.rewards.cli import rewards_app
@@ -27,6 +28,7 @@ app.add_typer(stream_app, name="stream")
 app.command("tail")(tail_command)
 app.add_typer(dlq_app, name="dlq")
 app.command("worker")(run_worker)
+app.command("gateway")(gateway_command)
 
 
 @app.callback()

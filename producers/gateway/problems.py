@@ -103,10 +103,26 @@ def unavailable(detail: str, retry_after_s: int) -> ProblemError:
 
 
 def _from_http_exception(exc: web.HTTPException) -> ProblemError:
+    """aiohttp's own errors (404, 405) and those of routes other layers add."""
     slug = exc.reason.lower().replace(" ", "-")
-    detail = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else exc.reason
+    detail = exc.reason
+    if exc.text and exc.text != f"{exc.status}: {exc.reason}":
+        detail = _message_of(exc.text)
     allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
     return ProblemError(exc.status, slug, exc.reason, detail, allow)
+
+
+def _message_of(text: str) -> str:
+    """The message of a JSON error body ({"error": ...} or {"detail": ...}), else the text."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(document, dict):
+        for field in ("detail", "error", "message"):
+            if isinstance(document.get(field), str):
+                return str(document[field])
+    return text
 
 
 @web.middleware
