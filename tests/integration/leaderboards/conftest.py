@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import aiomysql
 import pytest
 import redis.asyncio as aioredis
-from lb_helpers import Clock, ProcessorFactory
+from lb_helpers import Clock, ProcessorFactory, boards_toml
 from prometheus_client import CollectorRegistry
 
 from workers.db import MySQLTarget, create_pool
@@ -30,51 +30,6 @@ async def mysql_pool(mysql_target: MySQLTarget) -> AsyncIterator[aiomysql.Pool]:
 def board_prefix() -> str:
     """Prefix of this test's board ids: the MySQL tables are shared by the whole session."""
     return f"b{uuid.uuid4().hex[:10]}"
-
-
-def boards_toml(prefix: str, extra: str = "") -> str:
-    """Definitions of one test: a weekly best board and one of each other operator."""
-    return f"""
-version = "test-1"
-[[leaderboards]]
-id = "{prefix}-arena"
-operator = "best"
-reset = "weekly"
-max_score = 1000000
-max_submissions_per_period = 5
-archive_top_n = 3
-top_thresholds = [3]
-
-[[leaderboards]]
-id = "{prefix}-speed"
-better = "lower"
-operator = "best"
-reset = "daily"
-min_score = 1
-max_score = 100000
-award_prizes = false
-
-[[leaderboards]]
-id = "{prefix}-points"
-operator = "increment"
-reset = "monthly"
-min_score = 1
-max_score = 1000
-
-[[leaderboards]]
-id = "{prefix}-debt"
-operator = "decrement"
-reset = "monthly"
-min_score = 1
-max_score = 1000
-
-[[leaderboards]]
-id = "{prefix}-trophies"
-operator = "latest"
-max_score = 30000
-archive_top_n = 0
-{extra}
-"""
 
 
 @pytest.fixture

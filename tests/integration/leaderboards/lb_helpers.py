@@ -53,3 +53,48 @@ def seconds_after(start: datetime, seconds: int) -> datetime:
 def rank_change(envelope: Envelope) -> LeaderboardRankChanged:
     assert envelope.WhichOneof("payload") == "leaderboard_rank_changed"
     return envelope.leaderboard_rank_changed
+
+
+def boards_toml(prefix: str, extra: str = "") -> str:
+    """Definitions of one test: a weekly best board and one of each other operator."""
+    return f"""
+version = "test-1"
+[[leaderboards]]
+id = "{prefix}-arena"
+operator = "best"
+reset = "weekly"
+max_score = 1000000
+max_submissions_per_period = 5
+archive_top_n = 3
+top_thresholds = [3]
+
+[[leaderboards]]
+id = "{prefix}-speed"
+better = "lower"
+operator = "best"
+reset = "daily"
+min_score = 1
+max_score = 100000
+award_prizes = false
+
+[[leaderboards]]
+id = "{prefix}-points"
+operator = "increment"
+reset = "monthly"
+min_score = 1
+max_score = 1000
+
+[[leaderboards]]
+id = "{prefix}-debt"
+operator = "decrement"
+reset = "monthly"
+min_score = 1
+max_score = 1000
+
+[[leaderboards]]
+id = "{prefix}-trophies"
+operator = "latest"
+max_score = 30000
+archive_top_n = 0
+{extra}
+"""

@@ -125,15 +125,20 @@ async def close_period(
     now: datetime,
     force: bool = False,
 ) -> ClosedPeriod:
-    """Run the steps of the module docstring; see there."""
+    """Run the steps of the module docstring; see there.
+
+    PeriodStillOpenError when the period has not ended, has not been archived before, and
+    `force` is not set. A period archived before is announced again, whatever the time.
+    """
     end = period_end(board, period)
-    if not force and (end is None or now < end):
-        raise PeriodStillOpenError(f"{board.id} {period.key} is still open (use force)")
+    still_open = not force and (end is None or now < end)
     lock = keys.closing_lock_key(prefix, board.id, period.key)
     if not await client.set(lock, "1", nx=True, ex=_LOCK_TTL_S):
         raise TransientError(f"{board.id} {period.key} is being closed by someone else")
     try:
-        return await _close_locked(client, pool, prefix, board, period, definitions_version)
+        return await _close_locked(
+            client, pool, prefix, board, period, definitions_version, still_open=still_open
+        )
     finally:
         await client.delete(lock)
 
@@ -145,13 +150,17 @@ async def _close_locked(
     board: LeaderboardDefinition,
     period: LeaderboardPeriod,
     definitions_version: str,
+    *,
+    still_open: bool,
 ) -> ClosedPeriod:
     live = keys.board_key(prefix, board.id, period.key)
     closed = keys.closed_key(prefix, board.id, period.key)
+    archived = await store.archived_entries(pool, board.id, period.key)
+    if archived is None and still_open:
+        raise PeriodStillOpenError(f"{board.id} {period.key} is still open (use force)")
     await client.set(closed, "1")
     if period.ends_at is not None:
         await client.expireat(closed, int(period.ends_at.timestamp()) + board.retention_s)
-    archived = await store.archived_entries(pool, board.id, period.key)
     newly = archived is None
     if archived is None:
         if not await client.exists(live) and await store.count_submissions(
