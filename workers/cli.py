@@ -11,6 +11,7 @@ import typer
 from producers.cli import gateway_command
 from topics.cli import dev_app, tail_command, topics_app
 from workers.logs import configure_logging
+from workers.processors.leaderboards.cli import leaderboards_app
 from workers.processors.rewards.cli import rewards_app
 from workers.runtime.cli import dlq_app, run_worker
 from workers.settings import FleetSettings, SettingsError, load_settings
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.add_typer(dev_app, name="dev")
 app.add_typer(topics_app, name="topics")
 app.add_typer(rewards_app, name="rewards")
+app.add_typer(leaderboards_app, name="leaderboards")
 app.add_typer(stream_app, name="stream")
 app.command("tail")(tail_command)
 app.add_typer(dlq_app, name="dlq")
