@@ -93,10 +93,11 @@ class ConsumerLoop:
         while not stop.is_set():
             self.progress.last_iteration_at = time.monotonic()
             self._before_poll()
-            polled = await self.consumer.getmany(
-                timeout_ms=self._poll_ms, max_records=self._max_records
-            )
-            records = [InboundRecord.from_consumer(r) for rs in polled.values() for r in rs]
+            try:
+                records = await self._poll()
+            except DependencyUnavailableError as exc:
+                await self._hold_position([], exc, stop)
+                continue
             self.idle.clear()
             try:
                 await self._run_batch(self._select(records))
@@ -106,6 +107,15 @@ class ConsumerLoop:
             finally:
                 self.idle.set()
             await self._measure_lag()
+
+    async def _poll(self) -> list[InboundRecord]:
+        try:
+            polled = await self.consumer.getmany(
+                timeout_ms=self._poll_ms, max_records=self._max_records
+            )
+        except KafkaError as exc:
+            raise DependencyUnavailableError(f"kafka: {exc}") from exc
+        return [InboundRecord.from_consumer(r) for rs in polled.values() for r in rs]
 
     def _before_poll(self) -> None:
         """Hook for the retry loop: resume partitions whose records are due."""
@@ -142,6 +152,10 @@ class ConsumerLoop:
             # The partitions moved on; their new owner polls these records again, and dedup
             # turns the repeat into duplicates.
             log.warning("commit refused after a rebalance", processor=self._name, error=str(exc))
+        except KafkaError as exc:
+            # The broker is unreachable: poll the batch again later (its events are done in
+            # Redis by now, so they come back as duplicates) and commit then.
+            raise DependencyUnavailableError(f"kafka: {exc}") from exc
 
     async def _hold_position(
         self, records: Sequence[InboundRecord], exc: DependencyUnavailableError, stop: asyncio.Event

@@ -10,11 +10,14 @@ to the dead letters. Consumer group: `<group>.retry`.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
 
+from workers.errors import DependencyUnavailableError
 from workers.runtime import headers
 from workers.runtime.loop import ConsumerLoop
 from workers.runtime.records import InboundRecord
@@ -47,6 +50,21 @@ class RetryLoop(ConsumerLoop):
                 self.consumer.resume(tp)
                 del self._resume_at_ms[tp]
         self.progress.waiting = len(self._resume_at_ms)
+
+    async def _hold_position(
+        self,
+        records: Sequence[InboundRecord],
+        exc: DependencyUnavailableError,
+        stop: asyncio.Event,
+    ) -> None:
+        # The batch is polled again from its start, due records included: a partition paused
+        # for a later record would otherwise hold its due ones back until then.
+        assigned = self.consumer.assignment()
+        for tp in list(self._resume_at_ms):
+            if tp in assigned:
+                self.consumer.resume(tp)
+        self._resume_at_ms.clear()
+        await super()._hold_position(records, exc, stop)
 
     def _select(self, records: list[InboundRecord]) -> list[InboundRecord]:
         delays = self._delays()
