@@ -199,3 +199,15 @@ async def test_a_bug_in_a_handler_still_answers_a_problem(make_client: MakeClien
 
     problem = await problem_of(await client.get("/v1/broken", headers=auth()), 500)
     assert "boom" not in problem["detail"]
+
+
+async def test_json_errors_of_added_routes_become_problems(make_client: MakeClient) -> None:
+    async def unknown_board(request: web.Request) -> web.Response:
+        raise web.HTTPNotFound(
+            text='{"error": "unknown leaderboard"}', content_type="application/json"
+        )
+
+    client = await make_client(FakePublisher(), [web.get("/v1/leaderboards/{id}", unknown_board)])
+
+    problem = await problem_of(await client.get("/v1/leaderboards/x", headers=auth()), 404)
+    assert problem["detail"] == "unknown leaderboard"
