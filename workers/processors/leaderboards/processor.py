@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter
 
 from schemas.liveops.v1.envelope_pb2 import Envelope
-from topics.catalog import LEADERBOARDS_GROUP
+from topics.catalog import LEADERBOARDS_GROUP, ConsumerGroup
 from workers.errors import DependencyUnavailableError, TransientError
 from workers.processors.leaderboards import closing, events
 from workers.processors.leaderboards.definitions import Definitions
@@ -63,7 +63,7 @@ class LeaderboardsProcessor:
 
     name: ClassVar[str] = "leaderboards"
     version: ClassVar[str] = "1"
-    group = LEADERBOARDS_GROUP
+    group: ClassVar[ConsumerGroup] = LEADERBOARDS_GROUP
 
     def __init__(
         self,
