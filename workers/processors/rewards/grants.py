@@ -96,22 +96,23 @@ class GrantRecord:
     def first(self) -> LedgerRow:
         return self.rows[0]
 
-    def to_proto(self) -> rewards_pb2.RewardGranted:
+    def fill(self, message: rewards_pb2.RewardGranted) -> None:
+        """Write this grant into `message` (in place: no intermediate message to copy)."""
         head = self.first
-        return rewards_pb2.RewardGranted(
-            grant_id=head.grant_id,
-            grants=[
-                rewards_pb2.Grant(
-                    asset_id=row.asset_id, kind=row.asset_kind.to_proto(), amount=row.amount
-                )
-                for row in self.rows
-            ],
-            reason=head.reason,
-            rule_id=head.rule_id or "",
-            rule_version=str(head.rule_version or ""),
-            campaign_id=head.campaign_id or "",
-            campaign_version=str(head.campaign_version or ""),
-            source_event_id=head.source_event_id,
-            reverses_grant_id=head.reverses_grant_id or "",
-            campaign_missed=self.campaign_missed,
-        )
+        message.grant_id = head.grant_id
+        for row in self.rows:
+            message.grants.add(
+                asset_id=row.asset_id, kind=row.asset_kind.to_proto(), amount=row.amount
+            )
+        message.reason = head.reason
+        message.source_event_id = head.source_event_id
+        if head.rule_id:
+            message.rule_id = head.rule_id
+            message.rule_version = str(head.rule_version or "")
+        if head.campaign_id:
+            message.campaign_id = head.campaign_id
+            message.campaign_version = str(head.campaign_version or "")
+        if head.reverses_grant_id:
+            message.reverses_grant_id = head.reverses_grant_id
+        if self.campaign_missed:
+            message.campaign_missed = self.campaign_missed

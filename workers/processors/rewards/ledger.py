@@ -2,14 +2,15 @@
 
 Everything runs on the caller's cursor inside the caller's single transaction (processor.py):
 `claim_durably` -> `load_segments` -> `load_state` -> settle -> `write_settlement` -> commit.
-Writes are multi-row statements (aiomysql's executemany rewrites INSERT ... VALUES into one
-statement per ~1 MB), so a batch costs a handful of round trips whatever its size.
+Writes are multi-row statements (`_insert_rows`), so a batch costs a handful of round trips
+whatever its size.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date
 from typing import Any
 
 import aiomysql
@@ -33,6 +34,8 @@ LEDGER_COLUMNS = (
     "reverses_grant_id"
 )
 _DUPLICATE_ENTRY = 1062
+#: Rows per INSERT statement: ~300 KB for ledger rows, far below max_allowed_packet.
+_ROWS_PER_STATEMENT = 1000
 #: Per asset kind: the derived table, its asset column and its (generated) amount column.
 WALLET_TABLES: dict[AssetKind, tuple[str, str, str]] = {
     AssetKind.CURRENCY: ("wallet_balances", "currency", "balance"),
@@ -42,6 +45,34 @@ WALLET_TABLES: dict[AssetKind, tuple[str, str, str]] = {
 
 def _marks(values: Sequence[object]) -> str:
     return ", ".join(["%s"] * len(values))
+
+
+async def _insert_rows(
+    cursor: aiomysql.Cursor, head: str, rows: Sequence[Sequence[object]], tail: str = ""
+) -> None:
+    """`head VALUES (...), (...) tail`, up to _ROWS_PER_STATEMENT rows per statement.
+
+    Values are rendered by the driver's own string escaping. aiomysql's executemany does the
+    same through a generic per-value dispatch that took a quarter of handle()'s Python time;
+    our values are only str, int, date or None, so a direct rendering is enough.
+    """
+    escape: Callable[[str], str] = cursor.connection.escape_string
+
+    def literal(value: object) -> str:
+        if value is None:
+            return "NULL"
+        if type(value) is int:
+            return str(value)
+        if type(value) is str:
+            return "'" + escape(value) + "'"
+        if type(value) is date:
+            return "'" + value.isoformat() + "'"
+        raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        values = ", ".join("(" + ", ".join(map(literal, row)) + ")" for row in chunk)
+        await cursor.execute(f"{head} VALUES {values}{tail}")
 
 
 def row_from_db(values: Sequence[Any]) -> LedgerRow:
@@ -189,9 +220,9 @@ async def write_settlement(cursor: aiomysql.Cursor, processor: str, out: Settlem
     """Write ledger rows, derived wallet rows, cap counters and refusals; release claims."""
     if out.ledger_rows:
         try:
-            await cursor.executemany(
-                f"INSERT INTO reward_ledger ({LEDGER_COLUMNS}) "  # noqa: S608 - constant columns
-                f"VALUES ({_marks(range(15))})",
+            await _insert_rows(
+                cursor,
+                f"INSERT INTO reward_ledger ({LEDGER_COLUMNS})",
                 [_row_to_db(row) for row in out.ledger_rows],
             )
         except pymysql.err.IntegrityError as exc:
@@ -208,21 +239,24 @@ async def write_settlement(cursor: aiomysql.Cursor, processor: str, out: Settlem
             if asset_kind is kind
         )
         if values:
-            await cursor.executemany(
-                f"INSERT INTO {table} (player_id, {asset_column}, net) "  # noqa: S608 - table and columns from WALLET_TABLES
-                "VALUES (%s, %s, %s) ON DUPLICATE KEY UPDATE net = net + VALUES(net)",
+            await _insert_rows(
+                cursor,
+                f"INSERT INTO {table} (player_id, {asset_column}, net)",
                 values,
+                " ON DUPLICATE KEY UPDATE net = net + VALUES(net)",
             )
     if out.cap_increments:
-        await cursor.executemany(
-            "INSERT INTO reward_daily_counts (player_id, day, reward_type, grants) "
-            "VALUES (%s, %s, %s, %s) ON DUPLICATE KEY UPDATE grants = grants + VALUES(grants)",
+        await _insert_rows(
+            cursor,
+            "INSERT INTO reward_daily_counts (player_id, day, reward_type, grants)",
             sorted((p, day, kind, n) for (p, day, kind), n in out.cap_increments.items()),
+            " ON DUPLICATE KEY UPDATE grants = grants + VALUES(grants)",
         )
     if out.refusals:
-        await cursor.executemany(
+        await _insert_rows(
+            cursor,
             "INSERT INTO reward_refusals (source, idempotency_key, player_id, source_event_id, "
-            "reason, detail, rule_id, rule_version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            "reason, detail, rule_id, rule_version)",
             [
                 (
                     SOURCE,

@@ -55,7 +55,7 @@ def granted_event(record: GrantRecord, source: Envelope) -> OutputEvent:
     for name in ("occurred_at", "received_at", "client", "trace"):
         if source.HasField(name):
             getattr(envelope, name).CopyFrom(getattr(source, name))
-    envelope.reward_granted.CopyFrom(record.to_proto())
+    record.fill(envelope.reward_granted)
     return OutputEvent(REWARDS_GRANTED, envelope)
 
 

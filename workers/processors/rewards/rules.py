@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from workers.processors.rewards.actions import Action, ActionKind
 from workers.processors.rewards.campaigns import Campaign
@@ -88,13 +89,16 @@ class RuleBook(BaseModel):
     #: reward type -> most grants per player per UTC day.
     caps: Mapping[str, int] = Field(default_factory=dict)
     campaigns: tuple[Campaign, ...] = ()
-    # Lookups built once per loaded file: decide() runs per event, the file changes rarely.
-    _by_action: dict[ActionKind, tuple[Rule, ...]] = PrivateAttr(default_factory=dict)
-    _grants: dict[tuple[str, str], tuple[GrantSpec, ...]] = PrivateAttr(default_factory=dict)
 
-    def model_post_init(self, context: Any, /) -> None:
-        for kind in ActionKind:
-            self._by_action[kind] = tuple(rule for rule in self.rules if rule.action is kind)
+    # Lookups built once per loaded file: decide() runs per event, the file changes rarely.
+    # cached_property, not private attributes: those go through pydantic's slow __getattr__.
+    @cached_property
+    def _by_action(self) -> dict[ActionKind, tuple[Rule, ...]]:
+        return {kind: tuple(r for r in self.rules if r.action is kind) for kind in ActionKind}
+
+    @cached_property
+    def _grants(self) -> dict[tuple[str, str], tuple[GrantSpec, ...]]:
+        return {}
 
     @model_validator(mode="after")
     def _check(self) -> Self:
