@@ -310,3 +310,21 @@ async def test_concurrent_batches_of_the_same_players_lose_nothing(
     finally:
         wide.close()
         await wide.wait_closed()
+
+
+async def test_quotes_backslashes_and_unicode_in_ids_are_stored_verbatim(
+    pool: aiomysql.Pool, tmp_path: Path, unique_name: str
+) -> None:
+    processor = await started_processor(pool, tmp_path)
+    player = f"{unique_name[-8:]}-o'b\\\\x\"; DROP TABLE t; -- 🎮"  # within 64 chars
+    event = level_completed(player, key=f"{unique_name}-%s-'\\\\'-ключ")
+
+    outcomes = await processor.handle([event])
+    again = await processor.handle([event])
+
+    assert [outcomes[0].kind, again[0].kind] == [OutcomeKind.APPLIED, OutcomeKind.DUPLICATE]
+    assert await wallet(pool, player) == {"coins": (10, 0), "key": (1, 0)}
+    stored = await query(
+        pool, "SELECT idempotency_key FROM reward_ledger WHERE player_id = %s", player
+    )
+    assert {row[0] for row in stored} == {event.idempotency_key}
