@@ -56,10 +56,11 @@ def make_processor(
         board_definitions: Definitions | None = None,
         settings: LeaderboardSettings | None = None,
         registry: CollectorRegistry | None = None,
+        mysql: aiomysql.Pool | None = None,
     ) -> LeaderboardsProcessor:
         return LeaderboardsProcessor(
             redis=redis_client,
-            mysql=mysql_pool,
+            mysql=mysql or mysql_pool,
             definitions=board_definitions or definitions,
             key_prefix=prefix,
             settings=settings or LeaderboardSettings(close_lazily=False),

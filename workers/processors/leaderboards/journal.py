@@ -9,13 +9,22 @@ Several workers may flush concurrently; they only insert the same rows twice, wh
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import aiomysql
+import pymysql
 import redis.asyncio as aioredis
+import redis.exceptions
+import structlog
 
+from workers.errors import DependencyUnavailableError
 from workers.processors.leaderboards import keys
 from workers.processors.leaderboards.store import SubmissionRecord, record_submissions
+from workers.runtime.failures import classify
+
+log = structlog.get_logger(__name__)
 
 
 def _text(raw: Any) -> str:
@@ -53,3 +62,62 @@ async def flush_journal(
         copied += len(entries)
         if len(entries) < chunk:
             return copied
+
+
+class JournalCopier:
+    """Copies the journal after every batch (flush) and every `interval_s` in the background.
+
+    The background copy matters when a batch's copy failed (MySQL down): its events are
+    already `done` in Redis, so the runtime skips them when it polls them again and no later
+    batch may come soon; the entries must still reach MySQL.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        pool: aiomysql.Pool,
+        *,
+        prefix: str,
+        chunk: int,
+        interval_s: float,
+    ) -> None:
+        self._client = client
+        self._pool = pool
+        self._prefix = prefix
+        self._chunk = chunk
+        self._interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def flush(self) -> int:
+        """Copy now; DependencyUnavailableError (or TransientError) when Redis or MySQL fail."""
+        try:
+            return await flush_journal(
+                self._client, self._pool, prefix=self._prefix, chunk=self._chunk
+            )
+        except (redis.exceptions.RedisError, pymysql.err.Error, OSError) as exc:
+            mapped = classify(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def start(self) -> None:
+        if self._task is None and self._interval_s > 0:
+            self._task = asyncio.create_task(self._copy_periodically())
+
+    async def stop(self) -> None:
+        """Stop the background copy, then copy what is left if both stores answer."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(DependencyUnavailableError):
+            await self.flush()
+
+    async def _copy_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await self.flush()
+            except DependencyUnavailableError as exc:
+                log.warning("leaderboards journal copy failed; retrying later", error=str(exc))

@@ -30,10 +30,10 @@ from prometheus_client import CollectorRegistry, Counter
 
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import LEADERBOARDS_GROUP, ConsumerGroup
-from workers.errors import DependencyUnavailableError, TransientError
+from workers.errors import TransientError
 from workers.processors.leaderboards import closing, events
 from workers.processors.leaderboards.definitions import Definitions
-from workers.processors.leaderboards.journal import flush_journal
+from workers.processors.leaderboards.journal import JournalCopier
 from workers.processors.leaderboards.periods import period_at
 from workers.processors.leaderboards.ranks import rank_changes
 from workers.processors.leaderboards.scoring import (
@@ -51,6 +51,8 @@ _REASONS = {
     ScoreStatus.RATE_LIMITED: Reason.SCORE_REJECTION_REASON_RATE_LIMITED,
     ScoreStatus.OUT_OF_RANGE: Reason.SCORE_REJECTION_REASON_OUT_OF_RANGE,
 }
+#: Longest ids the MySQL record holds (migrations/versions/0003_leaderboards.py).
+_ID_LIMITS = {"player_id": 128, "idempotency_key": 191, "event_id": 64}
 _FINAL = frozenset({OutcomeKind.APPLIED, OutcomeKind.DUPLICATE, OutcomeKind.REJECTED})
 
 
@@ -85,6 +87,13 @@ class LeaderboardsProcessor:
         self._script = ScoringScript(
             redis, prefix=key_prefix, dedup_ttl_s=self._settings.dedup_ttl_s
         )
+        self._journal = JournalCopier(
+            redis,
+            mysql,
+            prefix=key_prefix,
+            chunk=self._settings.journal_chunk,
+            interval_s=self._settings.journal_copy_interval_s,
+        )
         #: (board, period) of periods known closed and announced by this process.
         self._announced: set[tuple[str, str]] = set()
         registry = metrics if metrics is not None else CollectorRegistry()
@@ -112,14 +121,12 @@ class LeaderboardsProcessor:
         return self._definitions
 
     async def start(self) -> None:
-        """Nothing to open: connections come from the runtime, definitions are loaded."""
+        """Start the background journal copy; connections come from the runtime."""
+        self._journal.start()
 
     async def stop(self) -> None:
-        """Copy what is left in the journal to MySQL, if both still answer."""
-        try:
-            await flush_journal(self._redis, self._mysql, prefix=self._prefix)
-        except (DependencyUnavailableError, OSError):
-            return
+        """Stop the background copy and copy what is left, if Redis and MySQL still answer."""
+        await self._journal.stop()
 
     async def ready(self) -> bool:
         try:
@@ -142,9 +149,7 @@ class LeaderboardsProcessor:
         results = await self._script.apply([sub for _, sub in accepted])
         for (index, sub), result in zip(accepted, results, strict=True):
             outcomes[index] = self._outcome(batch[index], sub, result)
-        await flush_journal(
-            self._redis, self._mysql, prefix=self._prefix, chunk=self._settings.journal_chunk
-        )
+        await self._journal.flush()
         final = [outcome for outcome in outcomes if outcome is not None]
         if self._settings.close_lazily:
             final = await self._close_due_periods(final)
@@ -153,6 +158,12 @@ class LeaderboardsProcessor:
     def _check(self, envelope: Envelope) -> Submission | Outcome:
         if envelope.WhichOneof("payload") != "score_submitted":
             return Outcome.failed(f"not a score submission: {envelope.WhichOneof('payload')}")
+        too_long = [
+            name for name, limit in _ID_LIMITS.items() if len(getattr(envelope, name)) > limit
+        ]
+        if too_long:
+            # The MySQL record could not hold it: refuse it here, or it would block the journal.
+            return Outcome.failed(f"{', '.join(too_long)} longer than the record allows")
         submitted = envelope.score_submitted
         received_at = (
             envelope.received_at.ToDatetime(tzinfo=UTC)

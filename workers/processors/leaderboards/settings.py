@@ -29,6 +29,9 @@ class LeaderboardSettings(BaseModel):
     close_lazily: bool = True
     #: Most journal entries copied to MySQL per INSERT.
     journal_chunk: int = Field(default=1000, gt=0)
+    #: The journal is copied after every batch and, in case a copy failed, this often in the
+    #: background; 0 turns the background copy off.
+    journal_copy_interval_s: float = Field(default=5.0, ge=0)
     #: Largest page of a top-N read and largest friends list.
     read_page_max: int = Field(default=100, gt=0)
     read_friends_max: int = Field(default=200, gt=0)
