@@ -52,6 +52,9 @@ class Progress:
     waiting: int = 0
     #: Dependencies currently failing, by name (redis, mysql, kafka).
     down: set[str] = field(default_factory=set)
+    #: When a list (benchmarks), each committed batch appends (polled_at, committed_at, size)
+    #: in perf_counter seconds.
+    batch_log: list[tuple[float, float, int]] | None = None
 
 
 class ConsumerLoop:
@@ -99,8 +102,9 @@ class ConsumerLoop:
                 await self._hold_position([], exc, stop)
                 continue
             self.idle.clear()
+            polled_at = time.perf_counter()
             try:
-                await self._run_batch(self._select(records))
+                await self._run_batch(self._select(records), polled_at)
                 self._failures = 0
             except DependencyUnavailableError as exc:
                 await self._hold_position(records, exc, stop)
@@ -124,7 +128,7 @@ class ConsumerLoop:
         """Hook for the retry loop: keep the records that are due. Input records all are."""
         return records
 
-    async def _run_batch(self, records: Sequence[InboundRecord]) -> None:
+    async def _run_batch(self, records: Sequence[InboundRecord], polled_at: float) -> None:
         if not records:
             return
         for record in records:
@@ -136,6 +140,8 @@ class ConsumerLoop:
         await self._commit(records)  # step 7
         self.pipeline.count(plan)
         self.progress.events += plan.events
+        if self.progress.batch_log is not None:
+            self.progress.batch_log.append((polled_at, time.perf_counter(), len(records)))
         self.progress.last_event_at = time.monotonic()
         for dependency in list(self.progress.down):
             self._metrics.dependency_up.labels(dependency).set(1)

@@ -1,0 +1,165 @@
+"""`python -m bench.runtime`: what the worker runtime costs per event, against bare consumers.
+
+One run (see bench/harness.py): preload a topic with realistic envelopes, then measure,
+interleaved over several rounds, each in its own child process:
+- `runtime` (the subject): a Worker running a processor that does nothing, so every cost is
+  the runtime's own: poll, decode and validate, one Redis round trip to claim the batch, the
+  handle call, one Redis round trip to mark it done, the offset commit, metrics. Latency
+  p50/p99 is per event, from the moment its batch was polled to the commit of its offsets.
+- `raw`: aiokafka getmany with nothing done (the ceiling of any Python consumer);
+- `quix_empty`, `faust_empty`: empty pipelines of the two stream frameworks.
+Ratios compare throughputs. The run prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import uuid
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import aiomysql
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+
+from bench import harness
+from bench.child import result
+from bench.harness import ChildSpec
+from bench.rewards import preload
+from schemas.liveops.v1.envelope_pb2 import Envelope
+from topics.catalog import DAY_MS, ConsumerGroup, Topic
+from topics.devbroker import EmbeddedBroker, free_port
+from topics.settings import KafkaSettings
+from workers.db import MySQLTarget, create_pool
+from workers.runtime.context import WorkerContext
+from workers.runtime.processor import Outcome
+from workers.runtime.settings import RuntimeSettings
+from workers.runtime.worker import RunLimits, Worker
+from workers.settings import FleetSettings, RedisSettings
+
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+DEFAULT_MYSQL = "mysql://root@127.0.0.1:3306/mysql"
+_BENCH_RUNTIME = RuntimeSettings(session_timeout_ms=6_000, heartbeat_interval_ms=1_000)
+
+
+class NullProcessor:
+    """Applies nothing: what is left is the runtime."""
+
+    name: ClassVar[str] = "bench-null"
+    version: ClassVar[str] = "1"
+
+    def __init__(self, group: ConsumerGroup) -> None:
+        self.group = group
+
+    async def start(self) -> None:
+        """Nothing to open."""
+
+    async def stop(self) -> None:
+        """Nothing to close."""
+
+    async def ready(self) -> bool:
+        return True
+
+    async def handle(self, batch: Sequence[Envelope]) -> Sequence[Outcome]:
+        return [Outcome.applied() for _ in batch]
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Entry point of `python -m bench.child runtime` (one child process)."""
+    options = argparse.ArgumentParser()
+    options.add_argument("--redis-url", default=DEFAULT_REDIS)
+    options.add_argument("--mysql-dsn", default=DEFAULT_MYSQL)
+    options.parse_args(args.rest, namespace=args)
+    source = Topic(args.topic, 6, DAY_MS, "bench", "Preloaded benchmark events.")
+    group = ConsumerGroup(f"bench-runtime-{uuid.uuid4().hex[:8]}", (source,), retry_delays_s=())
+    settings = FleetSettings(
+        kafka=KafkaSettings(bootstrap_servers=args.bootstrap),
+        redis=RedisSettings(key_prefix=f"bench-{uuid.uuid4().hex[:8]}"),
+    )
+    redis = aioredis.Redis.from_url(args.redis_url)
+    # The pool is part of the context; the null processor never uses it.
+    pool: aiomysql.Pool = await create_pool(MySQLTarget.from_dsn(args.mysql_dsn), maxsize=1)
+    try:
+        context = WorkerContext(settings, redis, pool, CollectorRegistry())
+        worker = Worker(context, [NullProcessor(group)], runtime=_BENCH_RUNTIME)
+        worker.progress.batch_log = []
+        await worker.run(RunLimits(max_events=args.events, idle_s=30))
+    finally:
+        pool.close()
+        await pool.wait_closed()
+        async for key in redis.scan_iter(match=f"{settings.redis.key_prefix}*"):
+            await redis.delete(key)
+        await redis.aclose()
+    spans = worker.progress.batch_log
+    per_event_ms = [(end - start) * 1000 for start, end, n in spans for _ in range(n)]
+    cuts = statistics.quantiles(per_event_ms, n=100) if len(per_event_ms) > 1 else [0.0] * 99
+    handled = sum(n for _, _, n in spans)
+    first, last = (spans[0][0], spans[-1][1]) if spans else (0.0, 0.0)
+    return result(
+        handled,
+        first,
+        last,
+        p50_ms=round(cuts[49], 2),
+        p99_ms=round(cuts[98], 2),
+        mean_batch=round(handled / max(len(spans), 1), 1),
+    )
+
+
+def run(
+    events: int,
+    rounds: int,
+    *,
+    bootstrap: str | None = None,
+    redis_url: str = DEFAULT_REDIS,
+    mysql_dsn: str = DEFAULT_MYSQL,
+) -> dict[str, Any]:
+    """Preload, measure subject and references, return the JSON line's dict."""
+    broker = None
+    if bootstrap is None:
+        broker = EmbeddedBroker(port=free_port())
+        broker.start()
+        bootstrap = broker.bootstrap_servers
+    try:
+        topic = Topic(f"bench.runtime.{uuid.uuid4().hex[:8]}", 6, DAY_MS, "bench", "Bench input.")
+        asyncio.run(preload(KafkaSettings(bootstrap_servers=bootstrap), topic, events))
+        return harness.measure(
+            "runtime",
+            ChildSpec("runtime", "runtime", ("--redis-url", redis_url, "--mysql-dsn", mysql_dsn)),
+            [
+                ChildSpec("raw", "raw"),
+                ChildSpec("quix_empty", "quix_empty"),
+                ChildSpec("faust_empty", "faust_empty"),
+            ],
+            bootstrap=bootstrap,
+            topic=topic.name,
+            events=events,
+            rounds=rounds,
+        )
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Benchmark the worker runtime.")
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bootstrap", default=None, help="Default: a private embedded broker.")
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    parser.add_argument("--mysql-dsn", default=DEFAULT_MYSQL)
+    args = parser.parse_args()
+    line = run(
+        args.events,
+        args.rounds,
+        bootstrap=args.bootstrap,
+        redis_url=args.redis_url,
+        mysql_dsn=args.mysql_dsn,
+    )
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
