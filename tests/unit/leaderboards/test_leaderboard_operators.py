@@ -1,0 +1,119 @@
+"""What each operator asks the scoring script to do, and which rank changes make events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from schemas.liveops.v1.envelope_pb2 import Envelope
+from schemas.liveops.v1.leaderboards_pb2 import RankChangeKind
+from workers.processors.leaderboards.definitions import LeaderboardDefinition
+from workers.processors.leaderboards.events import derived_event_id
+from workers.processors.leaderboards.periods import period_at
+from workers.processors.leaderboards.ranks import rank_changes
+from workers.processors.leaderboards.scoring import (
+    ScoreResult,
+    ScoreStatus,
+    ScoringScript,
+    Submission,
+)
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+
+def board(**fields: Any) -> LeaderboardDefinition:
+    return LeaderboardDefinition.model_validate(
+        {"id": "b", "max_score": 1000, "reset": "weekly", **fields}
+    )
+
+
+def sub(b: LeaderboardDefinition, score: int = 40, player: str = "ann") -> Submission:
+    return Submission("k", "e", player, b, period_at(b, NOW), score, NOW)
+
+
+class _NoRedis:
+    """Enough of a client for register_script; arguments are built without any call."""
+
+    def register_script(self, _script: str) -> object:
+        return object()
+
+
+@pytest.mark.parametrize(
+    ("fields", "op", "operand", "order"),
+    [
+        ({"operator": "best"}, "gt", 40, "rev"),
+        ({"operator": "best", "better": "lower"}, "lt", 40, "fwd"),
+        ({"operator": "latest"}, "set", 40, "rev"),
+        ({"operator": "increment"}, "add", 40, "rev"),
+        ({"operator": "decrement"}, "add", -40, "rev"),
+    ],
+)
+def test_each_operator_maps_to_its_script_arguments(
+    fields: dict[str, Any], op: str, operand: int, order: str
+) -> None:
+    b = board(**fields)
+    script = ScoringScript(_NoRedis(), prefix="px", dedup_ttl_s=60)  # type: ignore[arg-type]  # a stand-in, never called
+    keys, args = script._keys_and_args([sub(b)])
+    assert keys == [
+        "px:lb:journal",
+        "px:dedup:leaderboards:k",
+        "px:lb:b:2026-W48",
+        "px:lb:b:2026-W48:subs",
+        "px:lb:b:2026-W48:closed",
+    ]
+    assert args[2:4] == [op, operand]
+    assert args[9] == order
+    # Wednesday noon is 2.5 days into the week: the tie-break carries those seconds.
+    elapsed = 2 * 86400 + 12 * 3600
+    assert args[4] == b.codec.tie_break(elapsed)
+    # The period's keys expire a retention after the period ends (2026-11-30).
+    assert args[8] == int(datetime(2026, 11, 30, tzinfo=UTC).timestamp()) + b.retention_s
+
+
+def result(old: int | None, new: int, **extra: Any) -> ScoreResult:
+    b = board()
+    return ScoreResult(ScoreStatus.APPLIED, old, new, sort_value=b.codec.encode(40, 0), **extra)
+
+
+def kinds(b: LeaderboardDefinition, r: ScoreResult) -> list[tuple[int, str, int]]:
+    source = Envelope(event_id="src", player_id="ann")
+    return [
+        (
+            o.envelope.leaderboard_rank_changed.kind,
+            o.envelope.player_id,
+            o.envelope.leaderboard_rank_changed.threshold,
+        )
+        for o in rank_changes(source, sub(b), r)
+    ]
+
+
+def test_entering_each_threshold_is_announced_once() -> None:
+    b = board(top_thresholds=[10, 100])
+    assert kinds(b, result(None, 50)) == [(RankChangeKind.RANK_CHANGE_KIND_ENTERED_TOP, "ann", 100)]
+    assert kinds(b, result(150, 5)) == [
+        (RankChangeKind.RANK_CHANGE_KIND_ENTERED_TOP, "ann", 10),
+        (RankChangeKind.RANK_CHANGE_KIND_ENTERED_TOP, "ann", 100),
+    ]
+    assert kinds(b, result(8, 4)) == []  # already inside every threshold
+    assert kinds(b, result(4, 4)) == []  # no movement
+
+
+def test_reaching_first_overtakes_the_previous_leader() -> None:
+    b = board(top_thresholds=[3])
+    leader_value = b.codec.encode(35, 0)
+    events = kinds(
+        b, result(2, 1, leader_before="bob", leader_rank_after=2, leader_sort_value=leader_value)
+    )
+    assert events == [
+        (RankChangeKind.RANK_CHANGE_KIND_REACHED_FIRST, "ann", 1),
+        (RankChangeKind.RANK_CHANGE_KIND_OVERTAKEN_FROM_FIRST, "bob", 1),
+    ]
+
+
+def test_derived_ids_are_stable_distinct_and_time_sortable() -> None:
+    first = derived_event_id("a", 1_000)
+    assert first == derived_event_id("a", 1_000)
+    assert first != derived_event_id("b", 1_000)
+    assert derived_event_id("z", 999) < first < derived_event_id("a", 1_001)
