@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -33,6 +35,18 @@ def login(player_id: str, streak_days: int = 1) -> Envelope:
     envelope.idempotency_key = envelope.event_id
     envelope.daily_login.streak_days = streak_days
     return envelope
+
+
+def freeze(pid: int, timeout_s: float = 5.0) -> None:
+    """SIGSTOP the broker and wait until the kernel reports it stopped (state T)."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout_s
+    stat = Path(f"/proc/{pid}/stat")
+    # The state follows the parenthesised command name: "pid (comm) S ...".
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "T":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"process {pid} did not stop")
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -93,7 +107,7 @@ async def test_ping_says_whether_the_cluster_answers(private_broker: EmbeddedBro
     assert private_broker.process is not None
     async with publisher:
         assert await publisher.ping() is True
-        os.kill(private_broker.process.pid, signal.SIGSTOP)  # frozen: no metadata answer
+        freeze(private_broker.process.pid)  # no metadata answer while frozen
         try:
             assert await publisher.ping() is False
         finally:
@@ -126,7 +140,7 @@ async def test_an_outage_is_a_503_and_the_retry_publishes_with_the_same_event_id
     publisher = Publisher(kafka, PublisherSettings(retry_budget_s=1.0), registry)
     app = create_app(GATEWAY_SETTINGS, publisher, redis_client, registry, key_prefix=unique_name)
     async with publisher, TestClient(TestServer(app)) as client:
-        os.kill(pid, signal.SIGSTOP)
+        freeze(pid)
         try:
             # When a request arrives during the outage
             failed = await client.post("/v1/events", json=level_completed(), headers=headers)
