@@ -2,7 +2,7 @@
 
 Everything runs on the caller's cursor inside the caller's single transaction (processor.py):
 `claim_durably` -> `load_segments` -> `load_state` -> settle -> `write_settlement` -> commit.
-Writes are multi-row statements (`_insert_rows`), so a batch costs a handful of round trips
+Writes are multi-row statements (`insert_rows`), so a batch costs a handful of round trips
 whatever its size.
 """
 
@@ -47,7 +47,7 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-async def _insert_rows(
+async def insert_rows(
     cursor: aiomysql.Cursor, head: str, rows: Sequence[Sequence[object]], tail: str = ""
 ) -> None:
     """`head VALUES (...), (...) tail`, up to _ROWS_PER_STATEMENT rows per statement.
@@ -220,7 +220,7 @@ async def write_settlement(cursor: aiomysql.Cursor, processor: str, out: Settlem
     """Write ledger rows, derived wallet rows, cap counters and refusals; release claims."""
     if out.ledger_rows:
         try:
-            await _insert_rows(
+            await insert_rows(
                 cursor,
                 f"INSERT INTO reward_ledger ({LEDGER_COLUMNS})",
                 [_row_to_db(row) for row in out.ledger_rows],
@@ -239,21 +239,21 @@ async def write_settlement(cursor: aiomysql.Cursor, processor: str, out: Settlem
             if asset_kind is kind
         )
         if values:
-            await _insert_rows(
+            await insert_rows(
                 cursor,
                 f"INSERT INTO {table} (player_id, {asset_column}, net)",
                 values,
                 " ON DUPLICATE KEY UPDATE net = net + VALUES(net)",
             )
     if out.cap_increments:
-        await _insert_rows(
+        await insert_rows(
             cursor,
             "INSERT INTO reward_daily_counts (player_id, day, reward_type, grants)",
             sorted((p, day, kind, n) for (p, day, kind), n in out.cap_increments.items()),
             " ON DUPLICATE KEY UPDATE grants = grants + VALUES(grants)",
         )
     if out.refusals:
-        await _insert_rows(
+        await insert_rows(
             cursor,
             "INSERT INTO reward_refusals (source, idempotency_key, player_id, source_event_id, "
             "reason, detail, rule_id, rule_version)",
