@@ -211,3 +211,22 @@ async def test_json_errors_of_added_routes_become_problems(make_client: MakeClie
 
     problem = await problem_of(await client.get("/v1/leaderboards/x", headers=auth()), 404)
     assert problem["detail"] == "unknown leaderboard"
+
+
+async def test_a_chunked_body_over_the_limit_is_413_without_publishing(
+    make_client: MakeClient,
+) -> None:
+    publisher = FakePublisher()
+    client = await make_client(publisher)
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: sent chunked
+        for _ in range(SETTINGS.max_body_bytes // 1024 + 2):
+            yield b" " * 1024
+
+    response = await client.post(
+        "/v1/events", data=chunks(), headers={**auth(), "Content-Type": "application/json"}
+    )
+
+    problem = await problem_of(response, 413)
+    assert str(SETTINGS.max_body_bytes) in problem["detail"]
+    assert publisher.published == []

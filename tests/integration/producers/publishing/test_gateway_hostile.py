@@ -9,7 +9,12 @@ from typing import Any
 
 import jwt
 import pytest
-from gateway_harness import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.liveops.v1.envelope_pb2 import PLATFORM_IOS, Envelope
+
+from .harness import (
     JWT_SECRET,
     MAX_BODY_BYTES,
     GatewayHarness,
@@ -17,10 +22,6 @@ from gateway_harness import (
     bearer,
     level_completed,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from schemas.liveops.v1.envelope_pb2 import PLATFORM_IOS, Envelope
 
 pytestmark = pytest.mark.integration
 

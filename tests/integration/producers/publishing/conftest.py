@@ -11,7 +11,6 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer
-from gateway_harness import GATEWAY_SETTINGS, INPUT_TOPICS, GatewayHarness, TopicProbe
 from prometheus_client import CollectorRegistry
 
 from producers.gateway import create_app
@@ -20,6 +19,8 @@ from producers.settings import PublisherSettings
 from topics.admin import apply_plan
 from topics.catalog import Topic
 from topics.settings import KafkaSettings
+
+from .harness import GATEWAY_SETTINGS, INPUT_TOPICS, GatewayHarness, TopicProbe
 
 
 @pytest.fixture(scope="session")

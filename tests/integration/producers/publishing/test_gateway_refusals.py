@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from gateway_harness import (
+
+from .harness import (
     MAX_BODY_BYTES,
     GatewayHarness,
     TopicProbe,

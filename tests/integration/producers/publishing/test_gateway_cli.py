@@ -12,13 +12,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from gateway_harness import JWT_SECRET, TopicProbe, bearer, level_completed
 
 from schemas.codec import decode
 from topics.catalog import PLAYER_ACTIONS, Topic
 from topics.devbroker import free_port
 from topics.settings import KafkaSettings
 from workers.processors.leaderboards.definitions import load_definitions
+
+from .harness import JWT_SECRET, TopicProbe, bearer, level_completed
 
 pytestmark = pytest.mark.integration
 

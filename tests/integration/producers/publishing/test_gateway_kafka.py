@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from gateway_harness import GatewayHarness, TopicProbe, bearer, gather_responses, level_completed
 
 from schemas.codec import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT, decode
 from schemas.liveops.v1.envelope_pb2 import PLATFORM_WEB, Envelope
 from topics.catalog import DEVICE_TOKENS, IAP_RECEIPTS, LEADERBOARD_SCORES, PLAYER_ACTIONS
+
+from .harness import GatewayHarness, TopicProbe, bearer, gather_responses, level_completed
 
 pytestmark = pytest.mark.integration
 

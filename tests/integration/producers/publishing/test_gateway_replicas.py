@@ -9,7 +9,6 @@ import json
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
-from gateway_harness import GATEWAY_SETTINGS, GatewayHarness, TopicProbe, bearer, level_completed
 from prometheus_client import CollectorRegistry
 
 from producers.gateway import create_app
@@ -17,6 +16,8 @@ from producers.gateway.envelopes import EVENTS_ROUTE, assign_player, envelope_fr
 from producers.gateway.envelopes import fingerprint_of as fingerprint_envelope
 from producers.gateway.idempotency import Claim, ClaimState, IdempotencyStore
 from topics.catalog import PLAYER_ACTIONS
+
+from .harness import GATEWAY_SETTINGS, GatewayHarness, TopicProbe, bearer, level_completed
 
 pytestmark = pytest.mark.integration
 

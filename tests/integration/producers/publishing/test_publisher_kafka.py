@@ -12,7 +12,6 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer
-from gateway_harness import GATEWAY_SETTINGS, TopicProbe, bearer, level_completed
 from prometheus_client import CollectorRegistry
 
 from producers.errors import PublishError
@@ -26,6 +25,8 @@ from topics.admin import apply_plan
 from topics.catalog import PLAYER_ACTIONS
 from topics.devbroker import EmbeddedBroker, free_port
 from topics.settings import KafkaSettings
+
+from .harness import GATEWAY_SETTINGS, TopicProbe, bearer, level_completed
 
 pytestmark = pytest.mark.integration
 
