@@ -6,10 +6,15 @@ setting ends the process with one line naming the variable, never a traceback.
 
 from __future__ import annotations
 
+import asyncio
+
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from producers.cli import gateway_command
+from schemas.errors import LiveopsError
 from topics.cli import dev_app, tail_command, topics_app
+from workers.db import MySQLTarget, migrate
 from workers.logs import configure_logging
 from workers.processors.leaderboards.cli import leaderboards_app
 from workers.processors.rewards.cli import rewards_app
@@ -42,6 +47,32 @@ def root(ctx: typer.Context) -> None:
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, settings.log_format)
     ctx.obj = settings
+
+
+@app.command("demo")
+def demo(ctx: typer.Context) -> None:
+    """Run the whole fleet on the embedded broker, play simulated players, print a summary."""
+    from workers.demo.run import run_demo
+
+    settings: FleetSettings = ctx.obj
+    if settings.log_level == "info":
+        # The summary is the demo's output; per-batch info logs would bury it.
+        configure_logging("warning", settings.log_format)
+    raise typer.Exit(asyncio.run(run_demo(settings)))
+
+
+@app.command("migrate")
+def migrate_command(ctx: typer.Context) -> None:
+    """Bring the MySQL schema (LIVEOPS_MYSQL__DSN) to the newest revision; idempotent."""
+    settings: FleetSettings = ctx.obj
+    try:
+        migrate(MySQLTarget.from_dsn(settings.mysql.dsn.get_secret_value()))
+    except (LiveopsError, SQLAlchemyError) as exc:
+        typer.echo(
+            f"liveops migrate: {exc.__class__.__name__}: {str(exc).splitlines()[0]}", err=True
+        )
+        raise typer.Exit(1) from None
+    typer.echo("migrations applied")
 
 
 @app.command("settings")

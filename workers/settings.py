@@ -16,6 +16,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from producers.settings import GatewaySettings, PublisherSettings
 from schemas.errors import LiveopsError
 from topics.settings import KafkaSettings
+from workers.processors.leaderboards.settings import LeaderboardSettings
+from workers.processors.rewards.settings import RewardsSettings
+from workers.runtime.settings import RuntimeSettings
+from workers.streams.settings import VelocitySettings
 
 ENV_PREFIX = "LIVEOPS_"
 _NESTED = "__"
@@ -72,6 +76,10 @@ class FleetSettings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     mysql: MySQLSettings = MySQLSettings()
     batch: ProcessorBatches = ProcessorBatches()
+    runtime: RuntimeSettings = RuntimeSettings()
+    leaderboards: LeaderboardSettings = LeaderboardSettings()
+    rewards: RewardsSettings = RewardsSettings()
+    velocity: VelocitySettings = VelocitySettings()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     #: Port of /metrics, /healthz and /readyz on workers; 0 picks a free port.

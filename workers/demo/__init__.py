@@ -1,0 +1,1 @@
+"""`liveops demo`: the fleet end to end on the embedded broker."""
