@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import aiohttp
 import typer
 
 from schemas.codec import payload_type
@@ -29,9 +30,14 @@ MaxOption = typer.Option(100, "--max", min=1, help="At most this many dead lette
 def run_worker(
     ctx: typer.Context,
     name: str = typer.Argument(help="A registered processor, or `all`."),
+    check: bool = typer.Option(
+        False, "--check", help="Probe the worker on this host instead: exit 0 when /readyz is OK."
+    ),
 ) -> None:
     """Run one processor (or every registered one) until SIGTERM or SIGINT."""
     settings: FleetSettings = ctx.obj
+    if check:
+        raise typer.Exit(0 if asyncio.run(_ready(settings.metrics_port)) else 1)
     try:
         factories = factories_for(name)
     except UnknownProcessorError as exc:
@@ -41,12 +47,29 @@ def run_worker(
 
 
 async def _serve(settings: FleetSettings, factories: dict[str, ProcessorFactory]) -> None:
+    # FleetSettings has no `runtime` section yet: its defaults apply until it does.
+    runtime = getattr(settings, "runtime", None)
     async with open_context(settings) as context:
         processors = [factory(context) for factory in factories.values()]
         worker = Worker(
-            context, processors, runtime=RuntimeSettings(), metrics_port=settings.metrics_port
+            context,
+            processors,
+            runtime=runtime if isinstance(runtime, RuntimeSettings) else RuntimeSettings(),
+            metrics_port=settings.metrics_port,
         )
         await worker.run(handle_signals=True)
+
+
+async def _ready(port: int) -> bool:
+    url = f"http://127.0.0.1:{port}/readyz"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session,
+            session.get(url) as response,
+        ):
+            return response.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
 
 
 def group_named(name: str) -> ConsumerGroup:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import aiomysql
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from topics.catalog import ConsumerGroup
@@ -61,6 +62,9 @@ async def test_replay_republishes_once_and_the_event_is_applied(
 def test_dlq_commands_list_show_and_refuse_unknown_groups() -> None:
     from workers.cli import app
 
-    result = CliRunner().invoke(app, ["dlq", "list", "no-such-group"])
+    try:
+        result = CliRunner().invoke(app, ["dlq", "list", "no-such-group"])
+    finally:
+        structlog.reset_defaults()  # the command configured logging onto the runner's stream
     assert result.exit_code == 2
     assert "no consumer group 'no-such-group'" in result.output

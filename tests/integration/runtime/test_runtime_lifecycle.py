@@ -8,7 +8,9 @@ import aiohttp
 import aiomysql
 import pytest
 import redis.asyncio as aioredis
+import structlog
 from prometheus_client import CollectorRegistry
+from typer.testing import CliRunner
 
 from topics.catalog import ConsumerGroup
 from topics.devbroker import free_port
@@ -158,9 +160,21 @@ async def test_ready_worker_serves_health_and_metrics(
         ):
             assert name in metrics
         assert 'liveops_outcomes_total{outcome="applied",processor="probe"} 3.0' in metrics
+        # And `liveops worker NAME --check` (an exec probe) agrees
+        assert await asyncio.to_thread(_check_exit_code, port) == 0
     finally:
         worker.request_stop()
         await running
+
+
+def _check_exit_code(port: int) -> int:
+    from workers.cli import app
+
+    env = {"LIVEOPS_METRICS_PORT": str(port)}
+    try:
+        return CliRunner().invoke(app, ["worker", "probe", "--check"], env=env).exit_code
+    finally:
+        structlog.reset_defaults()  # the command configured logging onto the runner's stream
 
 
 async def _events_at_least(worker: Worker, count: int) -> bool:
