@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from rewards_builders import NOW, build_envelope
 
-from workers.processors.rewards.actions import ActionKind
+from schemas.liveops.v1.actions_pb2 import DailyLogin
+from workers.processors.rewards.actions import ActionKind, time_window
 from workers.processors.rewards.campaigns import (
     Campaign,
     PlayerProfile,
@@ -17,6 +19,7 @@ from workers.processors.rewards.campaigns import (
     parse_app_version,
 )
 from workers.processors.rewards.grants import AssetKind, GrantSpec
+from workers.processors.rewards.rules import RuleBook
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
 END = datetime(2026, 12, 1, tzinfo=UTC)
@@ -146,3 +149,22 @@ def test_a_fractional_multiplier_never_grants_zero() -> None:
 def test_bad_campaigns_are_refused(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         campaign(**fields)
+
+
+def test_segments_are_read_only_for_batches_a_segment_campaign_overlaps() -> None:
+    book = RuleBook(campaigns=(campaign(id="vip", audience={"segments": ["vip"]}),))
+    before = (START - timedelta(days=2), START - timedelta(seconds=1))
+    across = (START - timedelta(seconds=1), START + timedelta(seconds=1))
+    assert not book.needs_segments(*before)
+    assert book.needs_segments(*across)
+    assert not RuleBook(campaigns=(campaign(),)).needs_segments(*across)
+
+
+def test_a_batch_time_window_spans_its_events_to_the_second() -> None:
+    early, late = (
+        build_envelope("daily_login", DailyLogin()),
+        build_envelope("daily_login", DailyLogin(), received_at=NOW + timedelta(seconds=90)),
+    )
+    late_floor = (NOW + timedelta(seconds=90)).replace(microsecond=0)
+    assert time_window([late, early], END) == (NOW, late_floor + timedelta(seconds=1))
+    assert time_window([], END) == (END, END)

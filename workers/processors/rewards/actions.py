@@ -5,6 +5,7 @@ Only this module reads payloads; rules, campaigns and settlement see Actions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -102,3 +103,17 @@ def event_time(envelope: Envelope, fallback: datetime) -> datetime:
     if envelope.HasField("received_at"):
         return envelope.received_at.ToDatetime(tzinfo=UTC)
     return fallback
+
+
+def time_window(envelopes: Sequence[Envelope], fallback: datetime) -> tuple[datetime, datetime]:
+    """The earliest and latest event_time of a batch, to the second (cheap: no per-event
+    datetime is built)."""
+    seconds = [e.received_at.seconds for e in envelopes if e.HasField("received_at")]
+    if len(seconds) < len(envelopes):
+        seconds.append(int(fallback.timestamp()))
+    if not seconds:
+        return fallback, fallback
+    return (
+        datetime.fromtimestamp(min(seconds), UTC),
+        datetime.fromtimestamp(max(seconds) + 1, UTC),
+    )

@@ -20,7 +20,12 @@ from workers.processors.rewards.actions import (
     action_of,
     event_time,
 )
-from workers.processors.rewards.campaigns import Campaign, PlayerProfile, choose_campaign
+from workers.processors.rewards.campaigns import (
+    Campaign,
+    CampaignChoice,
+    PlayerProfile,
+    choose_campaign,
+)
 from workers.processors.rewards.grants import GrantSpec
 from workers.processors.rewards.rules import Rule, RuleBook
 
@@ -134,7 +139,13 @@ def decide(
         code = RefusalCode.NO_RULE if rule is None else RefusalCode.RULE_RETIRED
         return Refusal(event, code, f"{gone} for {describe(action)}", rule)
     at = event_time(envelope, fallback_now)
-    choice = choose_campaign(book.campaigns, action.kind, at, PlayerProfile.of(envelope, segments))
+    running = book.campaigns_running(action.kind, at)
+    # Most of the year no campaign runs: the player's profile is only read when one does.
+    choice = (
+        choose_campaign(running, action.kind, at, PlayerProfile.of(envelope, segments))
+        if running
+        else CampaignChoice(None)
+    )
     return GrantPlan(
         event=event,
         action=action,

@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry, Counter
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import REWARDS_GRANTED, REWARDS_GROUP, ConsumerGroup
 from workers.processors.rewards import ledger
+from workers.processors.rewards.actions import time_window
 from workers.processors.rewards.errors import RulesFileError
 from workers.processors.rewards.grants import GrantRecord
 from workers.processors.rewards.plan import decide
@@ -181,12 +182,12 @@ class RewardsProcessor:
         self, cursor: aiomysql.Cursor, book: RuleBook, batch: Sequence[Envelope]
     ) -> tuple[list[Outcome], Settlement]:
         fresh = await claim_durably(cursor, self.name, batch)
+        now = self._clock()
         segments = (
             await ledger.load_segments(cursor, (e.player_id for e in fresh))
-            if book.uses_segments()
+            if book.needs_segments(*time_window(fresh, now))
             else {}
         )
-        now = self._clock()
         decisions = [decide(book, e, segments.get(e.player_id, frozenset()), now) for e in fresh]
         policy = self._settings.negative_balance
         state = await ledger.load_state(cursor, decisions, policy)

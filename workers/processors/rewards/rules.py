@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Self
@@ -131,9 +132,15 @@ class RuleBook(BaseModel):
     def cap_for(self, rule: Rule) -> int | None:
         return self.caps.get(rule.cap_type)
 
-    def uses_segments(self) -> bool:
-        """Whether any campaign needs the player_segments table (else it is never read)."""
-        return any(campaign.audience.segments for campaign in self.campaigns)
+    def needs_segments(self, start: datetime, end: datetime) -> bool:
+        """Whether a campaign with a segment audience runs at some time in [start, end]: only
+        then is the player_segments table read."""
+        return any(
+            c.audience.segments and c.starts_at <= end and start < c.ends_at for c in self.campaigns
+        )
+
+    def campaigns_running(self, action: ActionKind, at: datetime) -> tuple[Campaign, ...]:
+        return tuple(c for c in self.campaigns if c.runs_at(at) and c.covers(action))
 
 
 def parse_rule_book(text: str, *, origin: str = "<text>") -> RuleBook:
