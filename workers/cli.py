@@ -11,6 +11,7 @@ import asyncio
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from bench.cli import bench_app
 from producers.cli import gateway_command
 from schemas.errors import LiveopsError
 from topics.cli import dev_app, tail_command, topics_app
@@ -19,7 +20,7 @@ from workers.logs import configure_logging
 from workers.processors.leaderboards.cli import leaderboards_app
 from workers.processors.rewards.cli import rewards_app
 from workers.runtime.cli import dlq_app, run_worker
-from workers.settings import FleetSettings, SettingsError, load_settings
+from workers.settings import FleetSettings, SettingsError, load_settings, reference_rows
 from workers.streams.cli import stream_app
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(leaderboards_app, name="leaderboards")
 app.add_typer(stream_app, name="stream")
 app.command("tail")(tail_command)
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(bench_app, name="bench")
 app.command("worker")(run_worker)
 app.command("gateway")(gateway_command)
 
@@ -76,10 +78,18 @@ def migrate_command(ctx: typer.Context) -> None:
 
 
 @app.command("settings")
-def show_settings(ctx: typer.Context) -> None:
+def show_settings(
+    ctx: typer.Context,
+    reference: bool = typer.Option(False, help="Print every variable as a Markdown table."),
+) -> None:
     """Print the settings in force, secrets masked."""
     settings: FleetSettings = ctx.obj
-    typer.echo(settings.model_dump_json(indent=2))
+    if not reference:
+        typer.echo(settings.model_dump_json(indent=2))
+        return
+    typer.echo("| variable | default (in force) | documented in |\n|---|---|---|")
+    for env, value, module in reference_rows(settings):
+        typer.echo(f"| `{env}` | `{value}` | `{module}` |")
 
 
 def main() -> None:

@@ -1,0 +1,69 @@
+"""`liveops bench runtime|leaderboards|rewards`: one JSON line per run, on stdout.
+
+Each command starts a private embedded broker unless `--bootstrap` names one, preloads a fresh
+topic, and measures the subject and its references in child processes, interleaved over
+`--rounds` rounds (medians reported). Redis and MySQL come from the settings in force.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from bench import leaderboards, rewards, runtime
+from bench.harness import BenchError
+
+bench_app = typer.Typer(help="Benchmarks: one JSON line each.", no_args_is_help=True)
+EventsOption = typer.Option(20_000, min=100, help="Preloaded events per round.")
+RoundsOption = typer.Option(3, min=1, help="Interleaved rounds; medians are reported.")
+BootstrapOption = typer.Option(None, help="Use this broker instead of a private one.")
+
+
+def _emit(run: Callable[..., dict[str, Any]], ctx: typer.Context, **kwargs: Any) -> None:
+    settings = ctx.obj
+    try:
+        line = run(
+            redis_url=settings.redis.url.get_secret_value(),
+            mysql_dsn=settings.mysql.dsn.get_secret_value(),
+            **kwargs,
+        )
+    except BenchError as exc:
+        typer.echo(f"liveops bench: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(line))
+
+
+@bench_app.command("runtime")
+def bench_runtime(
+    ctx: typer.Context,
+    events: int = EventsOption,
+    rounds: int = RoundsOption,
+    bootstrap: str | None = BootstrapOption,
+) -> None:
+    """An empty processor on the runtime vs raw aiokafka, empty Quix Streams, empty faust."""
+    _emit(runtime.run, ctx, events=events, rounds=rounds, bootstrap=bootstrap)
+
+
+@bench_app.command("leaderboards")
+def bench_leaderboards(
+    ctx: typer.Context,
+    events: int = EventsOption,
+    rounds: int = RoundsOption,
+    bootstrap: str | None = BootstrapOption,
+) -> None:
+    """Scoring on the runtime vs empty pipelines and one Redis round trip per event; board scale."""
+    _emit(leaderboards.run, ctx, events=events, rounds=rounds, bootstrap=bootstrap)
+
+
+@bench_app.command("rewards")
+def bench_rewards(
+    ctx: typer.Context,
+    events: int = EventsOption,
+    rounds: int = RoundsOption,
+    bootstrap: str | None = BootstrapOption,
+) -> None:
+    """Rewards on the runtime vs batched MySQL inserts (ceiling) and one transaction per event."""
+    _emit(rewards.run, ctx, events=events, rounds=rounds, bootstrap=bootstrap)
