@@ -39,6 +39,7 @@ from workers.runtime.records import InboundRecord
 from workers.runtime.settings import RuntimeSettings
 
 log = structlog.get_logger(__name__)
+_KNOWN_DEPENDENCIES = frozenset({"redis", "mysql", "kafka"})
 
 
 @dataclass
@@ -50,11 +51,16 @@ class Progress:
     last_iteration_at: float = field(default_factory=time.monotonic)
     #: Retry records polled but not yet due (a worker waiting for them is not idle).
     waiting: int = 0
-    #: Dependencies currently failing, by name (redis, mysql, kafka).
-    down: set[str] = field(default_factory=set)
+    #: Dependencies each loop (by id) found failing on its last attempt.
+    down_by_loop: dict[int, set[str]] = field(default_factory=dict)
     #: When a list (benchmarks), each committed batch appends (polled_at, committed_at, size)
     #: in perf_counter seconds.
     batch_log: list[tuple[float, float, int]] | None = None
+
+    @property
+    def down(self) -> set[str]:
+        """Dependencies some loop is holding position for (redis, mysql, kafka, processor)."""
+        return set().union(*self.down_by_loop.values())
 
 
 class ConsumerLoop:
@@ -106,11 +112,17 @@ class ConsumerLoop:
             try:
                 await self._run_batch(self._select(records), polled_at)
                 self._failures = 0
+                self._mark_dependencies_up()
             except DependencyUnavailableError as exc:
                 await self._hold_position(records, exc, stop)
             finally:
                 self.idle.set()
             await self._measure_lag()
+
+    def _mark_dependencies_up(self) -> None:
+        mine = self.progress.down_by_loop.pop(id(self), set())
+        for dependency in mine - self.progress.down:
+            self._metrics.dependency_up.labels(dependency).set(1)
 
     async def _poll(self) -> list[InboundRecord]:
         try:
@@ -143,9 +155,6 @@ class ConsumerLoop:
         if self.progress.batch_log is not None:
             self.progress.batch_log.append((polled_at, time.perf_counter(), len(records)))
         self.progress.last_event_at = time.monotonic()
-        for dependency in list(self.progress.down):
-            self._metrics.dependency_up.labels(dependency).set(1)
-        self.progress.down.clear()
 
     async def _commit(self, records: Sequence[InboundRecord]) -> None:
         offsets: dict[TopicPartition, int] = {}
@@ -166,8 +175,11 @@ class ConsumerLoop:
     async def _hold_position(
         self, records: Sequence[InboundRecord], exc: DependencyUnavailableError, stop: asyncio.Event
     ) -> None:
-        dependency = str(exc).split(":", 1)[0] or "unknown"
-        self.progress.down.add(dependency)
+        # Our driver mapping prefixes the message with the dependency; a processor's own
+        # DependencyUnavailableError (an external API) is labelled "processor".
+        prefix = str(exc).split(":", 1)[0]
+        dependency = prefix if prefix in _KNOWN_DEPENDENCIES else "processor"
+        self.progress.down_by_loop.setdefault(id(self), set()).add(dependency)
         self._metrics.dependency_up.labels(dependency).set(0)
         starts: dict[TopicPartition, int] = {}
         for record in records:
