@@ -80,7 +80,8 @@ async def test_worker_killed_mid_run_then_restarted_loses_and_doubles_nothing(
         assert await scenario.reader.leased_count() > 0, "the dead worker left no lease behind"
 
         scenario.start_worker("b")
-        await scenario.settle(plan, ends)
+        # Longer than the others: the session timeout, then up to two retry tiers.
+        await scenario.settle(plan, ends, timeout_s=100)
         assert await scenario.dead_letters(expected=0) == []
 
 
