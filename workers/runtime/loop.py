@@ -8,7 +8,8 @@ Per batch, in this order; each step starts only once the one before it is durabl
 4. processor.handle(claimed events) -> one outcome per event (TransientError retried in
    process, then retry tier; PermanentError or a crash bisected down to the guilty events).
 5. Publish outputs, retry records and dead letters; await every broker ack.
-6. Mark done in Redis (one round trip) and release the leases of retried events.
+6. Mark done in Redis (one round trip): applied, duplicate and rejected events; release the
+   leases of retried and dead-lettered ones, so a retry or a dlq replay runs them again.
 7. Commit the next offset of every partition in the batch; count the outcomes.
 DependencyUnavailableError at any step: seek back to the batch start, report not ready, back
 off (capped, jittered) and poll again; nothing is committed, nothing goes to retry topics.
