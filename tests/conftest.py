@@ -7,6 +7,7 @@ consumer groups. Integration tests never mock Kafka, Redis or MySQL.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -14,6 +15,7 @@ import pymysql
 import pytest
 import redis.asyncio as aioredis
 
+from topics.admin import ApplyStatus, apply_plan
 from topics.devbroker import EmbeddedBroker, free_port
 from topics.settings import KafkaSettings
 from workers.db import MySQLTarget, migrate
@@ -32,7 +34,17 @@ def kafka_broker() -> Iterator[EmbeddedBroker]:
 
 @pytest.fixture(scope="session")
 def kafka_settings(kafka_broker: EmbeddedBroker) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=kafka_broker.bootstrap_servers)
+    """Settings for the session's broker, on which the whole catalog is applied first.
+
+    As in production, topics exist before anything produces to them: Tansu would otherwise
+    create a topic on first produce with its own partition count (4), and a test that then
+    expects the catalog's shape would depend on which test ran first.
+    """
+    settings = KafkaSettings(bootstrap_servers=kafka_broker.bootstrap_servers)
+    results = asyncio.run(apply_plan(settings))
+    failed = [r.describe() for r in results if r.status == ApplyStatus.FAILED]
+    assert not failed, f"could not apply the catalog to the test broker: {failed}"
+    return settings
 
 
 @pytest.fixture

@@ -100,9 +100,8 @@ def envelope_from_protobuf(body: bytes, route: EventRoute) -> Envelope:
         envelope.ParseFromString(body)
     except (DecodeError, RecursionError) as exc:
         raise bad_request(f"body is not a serialized liveops.v1.Envelope: {exc}") from None
-    had_unknown_fields = _discard_unknown_fields(envelope)
     name = payload_type(envelope)
-    if not name and had_unknown_fields:
+    if not name and _has_unknown_fields(envelope):
         raise unprocessable(
             "unknown-event-type",
             "Unknown event type",
@@ -111,8 +110,8 @@ def envelope_from_protobuf(body: bytes, route: EventRoute) -> Envelope:
     if not name:
         raise bad_request("the envelope carries no payload")
     _check_payload_name(name, route)
-    if had_unknown_fields:
-        raise bad_request("the envelope has fields liveops.v1 does not define")
+    # Fields a newer client knows and this build does not are kept, not refused: they reach
+    # Kafka as sent and survive every decode/encode in the fleet (version skew by design).
     if not envelope.HasField("occurred_at"):
         raise bad_request("the envelope lacks occurred_at")
     try:
@@ -120,7 +119,10 @@ def envelope_from_protobuf(body: bytes, route: EventRoute) -> Envelope:
     except _PARSE_ERRORS as exc:
         raise bad_request(f"occurred_at is out of range: {exc}") from None
     if envelope.client.platform not in PLATFORMS.values():
-        raise bad_request("the envelope lacks client.platform")
+        raise bad_request(
+            f"client.platform {envelope.client.platform} is missing or not one this gateway "
+            f"knows ({', '.join(PLATFORMS)})"
+        )
     return envelope
 
 
@@ -218,8 +220,11 @@ def _parse_client(value: object, client: ClientInfo) -> None:
     client.platform = PLATFORMS[platform]
 
 
-def _discard_unknown_fields(envelope: Envelope) -> bool:
-    """Drop fields this build does not define; say whether there were any."""
-    before = envelope.SerializeToString(deterministic=True)
-    envelope.DiscardUnknownFields()
-    return envelope.SerializeToString(deterministic=True) != before
+def _has_unknown_fields(envelope: Envelope) -> bool:
+    """Whether the envelope, at any depth, holds fields this build does not define."""
+    stripped = Envelope()
+    stripped.CopyFrom(envelope)
+    stripped.DiscardUnknownFields()
+    return stripped.SerializeToString(deterministic=True) != envelope.SerializeToString(
+        deterministic=True
+    )
