@@ -1,8 +1,9 @@
 """Fixtures of the fault tests: a scenario per test, on its own group, topics and key prefix.
 
-Workers reach MySQL through `mysql_dsn` (give the test a FaultProxy's port to cut it) and Redis
-through `redis_url` (give it a PrivateRedis to flush it); by default they use the shared
-servers directly, which the test never disturbs.
+Workers reach MySQL on `mysql_port` (a FaultProxy's port, to cut it) and Redis at
+`worker_redis_url` (a FaultProxy in front of it) or `redis_url` (a PrivateRedis, to flush it;
+the checker reads there too); by default they use the shared servers directly, which the
+tests never disturb.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ async def make_scenario(
     async def make(
         *,
         redis_url: str = SHARED_REDIS_URL,
+        worker_redis_url: str | None = None,
         mysql_port: int | None = None,
         retry_delays_s: tuple[int, ...] = (1, 2, 3),
         lease_ms: int | None = None,
@@ -62,7 +64,7 @@ async def make_scenario(
         config = WorkerConfig(
             group=unique_name,
             bootstrap_servers=kafka_settings.bootstrap_servers,
-            redis_url=redis_url,
+            redis_url=worker_redis_url or redis_url,
             mysql_dsn=mysql_dsn(mysql_target, port=mysql_port),
             key_prefix=unique_name,
             log_dir=tmp_path,

@@ -144,11 +144,16 @@ async def test_redis_flushed_mid_run_mysql_effects_stay_exactly_once(
         assert await scenario.dead_letters(expected=0) == []
 
 
-async def test_mysql_cut_then_restored_worker_recovers_without_restart(
-    make_scenario: MakeScenario,
+@pytest.mark.parametrize("dependency", ["mysql", "redis"])
+async def test_dependency_cut_then_restored_worker_recovers_without_restart(
+    make_scenario: MakeScenario, dependency: str
 ) -> None:
-    with FaultProxy("127.0.0.1", 3306) as mysql_link:
-        scenario = await make_scenario(mysql_port=mysql_link.port)
+    # The worker reaches MySQL (or Redis) only through a proxy; the checker reads directly.
+    with FaultProxy("127.0.0.1", 3306 if dependency == "mysql" else 6379) as link:
+        if dependency == "mysql":
+            scenario = await make_scenario(mysql_port=link.port)
+        else:
+            scenario = await make_scenario(worker_redis_url=f"redis://127.0.0.1:{link.port}/0")
         plan = build_plan(scenario.config.group, events=EVENTS, copies=(1, 2))
         half = len(plan.records) // 2
         ends = await scenario.preload(plan.records[:half])
@@ -158,18 +163,17 @@ async def test_mysql_cut_then_restored_worker_recovers_without_restart(
         )
         await scenario.wait_progress(len(plan.expected) // 5)
 
-        # MySQL goes away: open connections reset, new ones refused.
-        mysql_link.cut()
+        # The dependency goes away: open connections reset, new ones refused.
+        link.cut()
         assert await worker.wait_for_status("/readyz", 503, timeout_s=30), worker.log_tail()
         ends = await scenario.preload(plan.records[half:])
         # The outage lasts a while (this sleep is the fault's length, not a wait for a result).
         await asyncio.sleep(OUTAGE_S)
-        assert worker.returncode is None, "the worker died while MySQL was away"
-        assert await worker.probe("/healthz") == 200, "the loop stopped while MySQL was away"
-        during = await scenario.reader.applied_count()
-        assert during < len(plan.expected)
+        assert worker.returncode is None, f"the worker died while {dependency} was away"
+        assert await worker.probe("/healthz") == 200, "the loop stopped during the outage"
+        assert await scenario.reader.applied_count() < len(plan.expected)
 
-        mysql_link.restore()
+        link.restore()
         assert await worker.wait_for_status("/readyz", 200, timeout_s=30), worker.log_tail()
         await scenario.settle(plan, ends)
         assert worker.returncode is None
