@@ -55,21 +55,32 @@ def test_each_operator_maps_to_its_script_arguments(
 ) -> None:
     b = board(**fields)
     script = ScoringScript(_NoRedis(), prefix="px", dedup_ttl_s=60)  # type: ignore[arg-type]  # a stand-in, never called
-    keys, args = script._keys_and_args([sub(b)])
+    keys, args = script._keys_and_args([sub(b), sub(b, player="bob")])
+    # One spec for the (board, period) both submissions share, then one dedup key each.
     assert keys == [
         "px:lb:journal",
-        "px:dedup:leaderboards:k",
         "px:lb:b:2026-W48",
         "px:lb:b:2026-W48:subs",
         "px:lb:b:2026-W48:closed",
+        "px:dedup:leaderboards:k",
+        "px:dedup:leaderboards:k",
     ]
-    assert args[2:4] == [op, operand]
-    assert args[9] == order
+    ttl, _done, specs, spec, first, second = (
+        args[0],
+        args[1],
+        args[2],
+        args[3:11],
+        args[11:17],
+        args[17:],
+    )
+    assert (ttl, specs) == (60, 1)
+    assert (spec[0], spec[5], spec[6:]) == (op, order, ["b", "2026-W48"])
+    # The period's keys expire a retention after the period ends (2026-11-30).
+    assert spec[4] == int(datetime(2026, 11, 30, tzinfo=UTC).timestamp()) + b.retention_s
     # Wednesday noon is 2.5 days into the week: the tie-break carries those seconds.
     elapsed = 2 * 86400 + 12 * 3600
-    assert args[4] == b.codec.tie_break(elapsed)
-    # The period's keys expire a retention after the period ends (2026-11-30).
-    assert args[8] == int(datetime(2026, 11, 30, tzinfo=UTC).timestamp()) + b.retention_s
+    assert first[:3] == [1, operand, b.codec.tie_break(elapsed)]
+    assert (first[3], second[3]) == ("ann", "bob")
 
 
 def result(old: int | None, new: int, **extra: Any) -> ScoreResult:

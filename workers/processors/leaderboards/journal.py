@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections.abc import Sequence
 from typing import Any
 
 import aiomysql
@@ -21,6 +23,7 @@ import structlog
 
 from workers.errors import DependencyUnavailableError
 from workers.processors.leaderboards import keys
+from workers.processors.leaderboards.scoring import ScoreResult, Submission
 from workers.processors.leaderboards.store import SubmissionRecord, record_submissions
 from workers.runtime.failures import classify
 
@@ -32,16 +35,19 @@ def _text(raw: Any) -> str:
 
 
 def _record(entry_id: Any, fields: dict[Any, Any]) -> SubmissionRecord:
-    values = {_text(k): _text(v) for k, v in fields.items()}
+    """One stream entry: a single field `d`, the JSON array the scoring script wrote."""
+    key, event_id, board_id, period, player_id, submitted, sort_value = json.loads(
+        fields[b"d"] if b"d" in fields else fields["d"]
+    )
     ms, seq = _text(entry_id).split("-")
     return SubmissionRecord(
-        idempotency_key=values["k"],
-        event_id=values["e"],
-        leaderboard_id=values["b"],
-        period=values["p"],
-        player_id=values["u"],
-        submitted=int(values["s"]),
-        sort_value=int(float(values["v"])),
+        idempotency_key=key,
+        event_id=event_id,
+        leaderboard_id=board_id,
+        period=period,
+        player_id=player_id,
+        submitted=int(submitted),
+        sort_value=int(float(sort_value)),
         journal_ms=int(ms),
         journal_seq=int(seq),
     )
@@ -62,6 +68,33 @@ async def flush_journal(
         copied += len(entries)
         if len(entries) < chunk:
             return copied
+
+
+def _sorted(exc: BaseException) -> BaseException:
+    """Our error for a driver failure (workers.runtime.failures), else the failure itself."""
+    return classify(exc) or exc
+
+
+def _entry_id(record: SubmissionRecord) -> str:
+    return f"{record.journal_ms}-{record.journal_seq}"
+
+
+def record_of(sub: Submission, result: ScoreResult) -> SubmissionRecord:
+    """The MySQL record of an applied submission, from the scoring script's answer."""
+    if result.sort_value is None or result.journal_id is None:
+        raise ValueError("only applied submissions have a record")
+    ms, seq = result.journal_id.split("-")
+    return SubmissionRecord(
+        idempotency_key=sub.idempotency_key,
+        event_id=sub.event_id,
+        leaderboard_id=sub.board.id,
+        period=sub.period.key,
+        player_id=sub.player_id,
+        submitted=sub.operand,
+        sort_value=result.sort_value,
+        journal_ms=int(ms),
+        journal_seq=int(seq),
+    )
 
 
 class JournalCopier:
@@ -89,16 +122,32 @@ class JournalCopier:
         self._task: asyncio.Task[None] | None = None
 
     async def flush(self) -> int:
-        """Copy now; DependencyUnavailableError (or TransientError) when Redis or MySQL fail."""
+        """Copy the whole stream now; DependencyUnavailableError (or TransientError) when
+        Redis or MySQL fail."""
         try:
             return await flush_journal(
                 self._client, self._pool, prefix=self._prefix, chunk=self._chunk
             )
         except (redis.exceptions.RedisError, pymysql.err.Error, OSError) as exc:
-            mapped = classify(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
+            raise _sorted(exc) from exc
+
+    async def copy(self, applied: Sequence[tuple[Submission, ScoreResult]]) -> None:
+        """Copy a batch's applied submissions, known from the script's answer, then delete
+        their entries; the stream is read back only if older entries are left (a failed copy).
+        Errors as flush()."""
+        records = [record_of(sub, result) for sub, result in applied]
+        try:
+            if records:
+                await record_submissions(self._pool, records)
+            pipe = self._client.pipeline(transaction=False)
+            if records:
+                pipe.xdel(keys.journal_key(self._prefix), *(_entry_id(r) for r in records))
+            pipe.xlen(keys.journal_key(self._prefix))
+            *_, left = await pipe.execute()
+        except (redis.exceptions.RedisError, pymysql.err.Error, OSError) as exc:
+            raise _sorted(exc) from exc
+        if left:
+            await self.flush()
 
     def start(self) -> None:
         if self._task is None and self._interval_s > 0:

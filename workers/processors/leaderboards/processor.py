@@ -32,9 +32,9 @@ from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import LEADERBOARDS_GROUP, ConsumerGroup
 from workers.errors import TransientError
 from workers.processors.leaderboards import closing, events
-from workers.processors.leaderboards.definitions import Definitions
+from workers.processors.leaderboards.definitions import Definitions, LeaderboardDefinition
 from workers.processors.leaderboards.journal import JournalCopier
-from workers.processors.leaderboards.periods import period_at
+from workers.processors.leaderboards.periods import LeaderboardPeriod, period_at
 from workers.processors.leaderboards.ranks import rank_changes
 from workers.processors.leaderboards.scoring import (
     ScoreResult,
@@ -94,6 +94,7 @@ class LeaderboardsProcessor:
             chunk=self._settings.journal_chunk,
             interval_s=self._settings.journal_copy_interval_s,
         )
+        self._periods: dict[str, LeaderboardPeriod] = {}
         #: (board, period) of periods known closed and announced by this process.
         self._announced: set[tuple[str, str]] = set()
         registry = metrics if metrics is not None else CollectorRegistry()
@@ -141,21 +142,25 @@ class LeaderboardsProcessor:
         outcomes: list[Outcome | None] = [None] * len(batch)
         accepted: list[tuple[int, Submission]] = []
         for index, envelope in enumerate(batch):
-            checked = self._check(envelope)
+            checked = self.submission_of(envelope)
             if isinstance(checked, Outcome):
                 outcomes[index] = checked
             else:
                 accepted.append((index, checked))
         results = await self._script.apply([sub for _, sub in accepted])
+        applied: list[tuple[Submission, ScoreResult]] = []
         for (index, sub), result in zip(accepted, results, strict=True):
             outcomes[index] = self._outcome(batch[index], sub, result)
-        await self._journal.flush()
+            if result.status is ScoreStatus.APPLIED:
+                applied.append((sub, result))
+        await self._journal.copy(applied)
         final = [outcome for outcome in outcomes if outcome is not None]
         if self._settings.close_lazily:
             final = await self._close_due_periods(final)
         return final
 
-    def _check(self, envelope: Envelope) -> Submission | Outcome:
+    def submission_of(self, envelope: Envelope) -> Submission | Outcome:
+        """The submission to apply, or the final outcome of an event refused before scoring."""
         if envelope.WhichOneof("payload") != "score_submitted":
             return Outcome.failed(f"not a score submission: {envelope.WhichOneof('payload')}")
         too_long = [
@@ -179,7 +184,7 @@ class LeaderboardsProcessor:
                 submitted.score,
                 Reason.SCORE_REJECTION_REASON_UNKNOWN_LEADERBOARD,
             )
-        period = period_at(board, received_at)
+        period = self._period_of(board, received_at)
         if not board.is_open_at(received_at):
             return self._reject(
                 envelope,
@@ -205,6 +210,13 @@ class LeaderboardsProcessor:
             score=submitted.score,
             received_at=received_at,
         )
+
+    def _period_of(self, board: LeaderboardDefinition, instant: datetime) -> LeaderboardPeriod:
+        """period_at, remembering the last answer per board (nearly every event hits it)."""
+        known = self._periods.get(board.id)
+        if known is None or not known.contains(instant):
+            known = self._periods[board.id] = period_at(board, instant)
+        return known
 
     def _reject(
         self,

@@ -1,26 +1,33 @@
 -- Apply a batch of score submissions atomically: one call, one pass, in batch order.
 --
--- KEYS[1]            the journal stream (applied submissions waiting for MySQL)
--- KEYS[2 + 4*(i-1)]  per submission i: dedup marker, board sorted set, submissions hash,
---                    closed marker
--- ARGV[1] dedup TTL in seconds, ARGV[2] the "done" value, then 13 values per submission:
+-- Submissions of one batch mostly hit a few (board, period) pairs, so each pair is described
+-- once (a "spec") and each submission only points at its spec.
+-- ARGV[1] dedup TTL in seconds, ARGV[2] the "done" value, ARGV[3] the number of specs S,
+-- then 8 values per spec:
 --   op            "gt" | "lt" (best), "set" (latest), "add" (increment/decrement)
---   value         the submitted score; for "add" the signed delta
---   tie_break     from encoding.py, already flipped for the board's sort order
 --   multiplier    2**time_bits
 --   limit         largest absolute score the sort value holds exactly
 --   max_subs      accepted submissions allowed per player and period; 0 = no limit
 --   expire_at     unix seconds when the period's keys expire; 0 = never
 --   rank_order    "rev" (higher is better, ZREVRANK) or "fwd" (lower is better, ZRANK)
---   player, idempotency key, event id, board id, period
--- Returns per submission {status, old_rank, new_rank, sort_value, leader, leader_rank,
--- leader_value}: ranks are 0-based, -1 when absent; leader is who was first before this
--- submission ("" if none), leader_rank and leader_value its rank and sort value after it. Status: applied, duplicate, closed, rate_limited,
--- out_of_range. Only "applied" changes anything; it sets the dedup marker to done, counts the
--- submission, and appends it to the journal, all in this same atomic call.
-local ttl = ARGV[1]
-local done = ARGV[2]
-local stride = 13
+--   board id, period
+-- then 6 values per submission: spec number (1-based), value (the score; for "add" the signed
+-- delta), tie_break (from encoding.py), player, idempotency key, event id.
+-- KEYS[1] the journal stream; KEYS[2 + 3*(s-1)] .. +2: spec s's sorted set, submissions hash
+-- and closed marker; KEYS[1 + 3*S + i]: submission i's dedup marker.
+-- Returns one JSON array with, per submission, {status} or, when applied, {status, old_rank,
+-- new_rank, sort_value, leader, leader_rank, leader_value, journal_id}: ranks 0-based, -1
+-- when absent or not looked up (a best score not beaten changes no rank, so none is read);
+-- sort_value is the player's value after the submission; journal_id is the stream id of the
+-- submission's journal entry;
+-- leader is who was first before this submission ("" if none or the submitter), leader_rank
+-- and leader_value its rank and sort value after it. Sort values travel as strings (exact to
+-- 2**53; cjson would round numbers to 14 digits). Status: applied, duplicate, closed,
+-- rate_limited, out_of_range. Only "applied" changes anything: it sets the dedup marker to
+-- done, counts the submission and appends it to the journal, all in this same atomic call.
+local ttl, done, nspecs = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local spec_width, sub_width = 8, 6
+local first_sub = 3 + nspecs * spec_width
 local results = {}
 
 local function rank_of(order, key, member)
@@ -40,56 +47,82 @@ end
 
 local function fmt(x) return string.format('%.17g', x) end
 
-for i = 1, (#ARGV - 2) / stride do
-  local a = 2 + (i - 1) * stride
-  local op, value, tie_break = ARGV[a + 1], tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  local multiplier, limit = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
-  local max_subs, expire_at = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7])
-  local order, player = ARGV[a + 8], ARGV[a + 9]
-  local k = 2 + (i - 1) * 4
-  local dedup, board, subs, closed = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+-- Per spec, once: is the period closed; did anything change (then its keys get their expiry).
+local closed_spec, touched = {}, {}
+for s = 1, nspecs do
+  closed_spec[s] = redis.call('EXISTS', KEYS[2 + (s - 1) * 3 + 2]) == 1
+end
+
+for i = 1, (#ARGV - first_sub) / sub_width do
+  local a = first_sub + (i - 1) * sub_width
+  local s = tonumber(ARGV[a + 1])
+  local value, tie_break = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local player, idem, event_id = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
+  local p = 3 + (s - 1) * spec_width
+  local op, multiplier, limit = ARGV[p + 1], tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
+  local max_subs, order = tonumber(ARGV[p + 4]), ARGV[p + 6]
+  local k = 2 + (s - 1) * 3
+  local board, subs = KEYS[k], KEYS[k + 1]
+  local dedup = KEYS[1 + nspecs * 3 + i]
   local status = 'applied'
   if redis.call('GET', dedup) == done then
     status = 'duplicate'
-  elseif redis.call('EXISTS', closed) == 1 then
+  elseif closed_spec[s] then
     status = 'closed'
   elseif max_subs > 0 and (tonumber(redis.call('HGET', subs, player)) or 0) >= max_subs then
     status = 'rate_limited'
   end
-  local raw = value
-  local current = nil
-  if status == 'applied' and op == 'add' then
-    current = redis.call('ZSCORE', board, player)
-    if current then raw = math.floor(tonumber(current) / multiplier) + value end
-    if math.abs(raw) > limit then status = 'out_of_range' end
+  local current, raw = nil, value
+  if status == 'applied' then
+    local found = redis.call('ZSCORE', board, player)  -- false (not nil) when absent
+    if found then current = tonumber(found) end
+    if op == 'add' then
+      if current then raw = math.floor(current / multiplier) + value end
+      if math.abs(raw) > limit then status = 'out_of_range' end
+    end
   end
   if status ~= 'applied' then
-    results[i] = {status, -1, -1, '', '', -1, ''}
+    results[i] = {status}
   else
-    local old_rank = rank_of(order, board, player)
-    local leader = leader_of(order, board)
     local sort_value = raw * multiplier + tie_break
-    if op == 'gt' or op == 'lt' then
-      redis.call('ZADD', board, string.upper(op), fmt(sort_value), player)
-    else
-      redis.call('ZADD', board, fmt(sort_value), player)
-    end
-    local stored = redis.call('ZSCORE', board, player)
-    local new_rank = rank_of(order, board, player)
-    local leader_rank, leader_value = -1, ''
-    if leader ~= '' and leader ~= player then
-      leader_rank = rank_of(order, board, leader)
-      leader_value = redis.call('ZSCORE', board, leader)
+    local changed = current == nil or op == 'set' or op == 'add'
+      or (op == 'gt' and sort_value > current) or (op == 'lt' and sort_value < current)
+    local old_rank, new_rank, leader, leader_rank, leader_value = -1, -1, '', -1, ''
+    local stored = fmt(current or 0)
+    if changed then
+      if current then old_rank = rank_of(order, board, player) end
+      leader = leader_of(order, board)
+      if leader == player then leader = '' end
+      if op == 'gt' or op == 'lt' then
+        redis.call('ZADD', board, string.upper(op), fmt(sort_value), player)
+      else
+        redis.call('ZADD', board, fmt(sort_value), player)
+      end
+      stored = fmt(sort_value)
+      new_rank = rank_of(order, board, player)
+      if leader ~= '' then
+        leader_rank = rank_of(order, board, leader)
+        leader_value = redis.call('ZSCORE', board, leader)
+      end
+      touched[s] = true
     end
     redis.call('SET', dedup, done, 'EX', ttl)
-    if max_subs > 0 then redis.call('HINCRBY', subs, player, 1) end
-    if expire_at > 0 then
-      redis.call('EXPIREAT', board, expire_at)
-      if max_subs > 0 then redis.call('EXPIREAT', subs, expire_at) end
+    if max_subs > 0 then
+      redis.call('HINCRBY', subs, player, 1)
+      touched[s] = true
     end
-    redis.call('XADD', KEYS[1], '*', 'k', ARGV[a + 10], 'e', ARGV[a + 11], 'b', ARGV[a + 12],
-      'p', ARGV[a + 13], 'u', player, 's', ARGV[a + 2], 'v', stored)
-    results[i] = {status, old_rank, new_rank, stored, leader, leader_rank, leader_value}
+    local journal_id = redis.call('XADD', KEYS[1], '*', 'd', cjson.encode(
+      {idem, event_id, ARGV[p + 7], ARGV[p + 8], player, ARGV[a + 2], stored}))
+    results[i] = {status, old_rank, new_rank, stored, leader, leader_rank, leader_value,
+      journal_id}
   end
 end
-return results
+
+for s = 1, nspecs do
+  local expire_at = tonumber(ARGV[3 + (s - 1) * spec_width + 5])
+  if touched[s] and expire_at > 0 then
+    redis.call('EXPIREAT', KEYS[2 + (s - 1) * 3], expire_at)
+    redis.call('EXPIREAT', KEYS[2 + (s - 1) * 3 + 1], expire_at)
+  end
+end
+return cjson.encode(results)

@@ -10,6 +10,7 @@ player reached the new total), refusing totals the sort value cannot hold.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,6 +70,8 @@ class ScoreResult:
     leader_before: str | None = None
     leader_rank_after: int | None = None
     leader_sort_value: int | None = None
+    #: The stream id of the journal entry ("<ms>-<seq>"): the order of application.
+    journal_id: str | None = None
 
 
 def _op(board: LeaderboardDefinition) -> str:
@@ -86,10 +89,6 @@ def _rank(raw: Any) -> int | None:
     return None if value < 0 else value + 1
 
 
-def _text(raw: Any) -> str:
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
 class ScoringScript:
     """The scoring script registered on one Redis client, for one key prefix."""
 
@@ -99,33 +98,43 @@ class ScoringScript:
         self._script = client.register_script(_SCRIPT)
 
     def _keys_and_args(self, batch: Sequence[Submission]) -> tuple[list[str], list[Any]]:
-        script_keys = [keys.journal_key(self._prefix)]
-        args: list[Any] = [self._ttl_s, DONE]
+        specs: dict[tuple[str, str], int] = {}
+        spec_keys: list[str] = []
+        spec_args: list[Any] = []
+        sub_keys: list[str] = []
+        sub_args: list[Any] = []
         for sub in batch:
-            board_id, period = sub.board.id, sub.period.key
-            script_keys += [
-                keys.dedup_key(self._prefix, sub.idempotency_key),
-                keys.board_key(self._prefix, board_id, period),
-                keys.submissions_key(self._prefix, board_id, period),
-                keys.closed_key(self._prefix, board_id, period),
-            ]
-            codec = sub.board.codec
-            args += [
-                _op(sub.board),
+            board, period = sub.board, sub.period
+            number = specs.get((board.id, period.key))
+            if number is None:
+                number = specs[(board.id, period.key)] = len(specs) + 1
+                spec_keys += [
+                    keys.board_key(self._prefix, board.id, period.key),
+                    keys.submissions_key(self._prefix, board.id, period.key),
+                    keys.closed_key(self._prefix, board.id, period.key),
+                ]
+                codec = board.codec
+                spec_args += [
+                    _op(board),
+                    codec.multiplier,
+                    codec.score_limit,
+                    board.max_submissions_per_period or 0,
+                    _expire_at(sub),
+                    "rev" if board.better == "higher" else "fwd",
+                    board.id,
+                    period.key,
+                ]
+            sub_keys.append(keys.dedup_key(self._prefix, sub.idempotency_key))
+            sub_args += [
+                number,
                 sub.operand,
-                codec.tie_break(sub.period.elapsed_s(sub.received_at)),
-                codec.multiplier,
-                codec.score_limit,
-                sub.board.max_submissions_per_period or 0,
-                _expire_at(sub),
-                "rev" if sub.board.better == "higher" else "fwd",
+                sub.board.codec.tie_break(period.elapsed_s(sub.received_at)),
                 sub.player_id,
                 sub.idempotency_key,
                 sub.event_id,
-                board_id,
-                period,
             ]
-        return script_keys, args
+        script_keys = [keys.journal_key(self._prefix), *spec_keys, *sub_keys]
+        return script_keys, [self._ttl_s, DONE, len(specs), *spec_args, *sub_args]
 
     async def apply(self, batch: Sequence[Submission]) -> list[ScoreResult]:
         """One result per submission, in order. DependencyUnavailableError if Redis is down."""
@@ -133,25 +142,26 @@ class ScoringScript:
             return []
         script_keys, args = self._keys_and_args(batch)
         try:
-            rows = await self._script(keys=script_keys, args=args)
+            raw = await self._script(keys=script_keys, args=args)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise DependencyUnavailableError(f"redis: {exc}") from exc
         results = []
-        for status, old_rank, new_rank, stored, leader, leader_rank, leader_value in rows:
-            status_text = ScoreStatus(_text(status))
-            if status_text is not ScoreStatus.APPLIED:
-                results.append(ScoreResult(status_text))
+        for row in json.loads(raw):
+            status = ScoreStatus(row[0])
+            if status is not ScoreStatus.APPLIED:
+                results.append(ScoreResult(status))
                 continue
-            leader_id, leader_text = _text(leader), _text(leader_value)
+            _, old_rank, new_rank, stored, leader, leader_rank, leader_value, journal_id = row
             results.append(
                 ScoreResult(
-                    status_text,
+                    status,
                     old_rank=_rank(old_rank),
                     new_rank=_rank(new_rank),
-                    sort_value=int(float(_text(stored))),
-                    leader_before=leader_id or None,
+                    sort_value=int(float(stored)),
+                    leader_before=leader or None,
                     leader_rank_after=_rank(leader_rank),
-                    leader_sort_value=int(float(leader_text)) if leader_text else None,
+                    leader_sort_value=int(float(leader_value)) if leader_value else None,
+                    journal_id=journal_id,
                 )
             )
         return results
