@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from workers.processors.rewards.actions import Action, ActionKind
@@ -135,3 +137,26 @@ def test_grant_ids_are_derived_from_the_idempotency_key() -> None:
 
 def test_an_empty_book_has_no_rules() -> None:
     assert RuleBook().rule_for(Action(ActionKind.MATCH_WON)) is None
+
+
+def test_season_rules_name_the_board_because_season_ids_recur() -> None:
+    book = parse_rule_book(
+        """
+        [[rules]]
+        id = "arena-champion"
+        version = 1
+        action = "season_prize"
+        when = { leaderboard_id = "arena-weekly", max_rank = 1 }
+        grants = [{ asset = "gems", amount = 500 }]
+        """
+    )
+    first = Action(
+        ActionKind.SEASON_PRIZE,
+        leaderboard_id="arena-weekly",
+        season_id="arena-weekly:2026-W48",
+        rank=1,
+    )
+    winner = book.rule_for(first)
+    assert winner is not None and winner.id == "arena-champion"
+    assert book.rule_for(replace(first, leaderboard_id="duel-daily")) is None
+    assert book.rule_for(replace(first, rank=2)) is None

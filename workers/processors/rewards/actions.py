@@ -39,6 +39,7 @@ class Action:
     streak_days: int = 0
     mode: str = ""
     season_id: str = ""
+    leaderboard_id: str = ""
     rank: int = 0
     product_id: str = ""
     #: "<store>:<transaction id>" for purchases and refunds: how a refund finds its grants.
@@ -77,7 +78,12 @@ def action_of(envelope: Envelope) -> Action | NotRewardable:
         return Action(ActionKind.MATCH_WON, mode=match.mode)
     if payload == "season_prize_awarded":
         prize = envelope.season_prize_awarded
-        return Action(ActionKind.SEASON_PRIZE, season_id=prize.season_id, rank=prize.rank)
+        return Action(
+            ActionKind.SEASON_PRIZE,
+            season_id=prize.season_id,
+            leaderboard_id=prize.leaderboard_id,
+            rank=prize.rank,
+        )
     if payload == "purchase_verified":
         verified = envelope.purchase_verified
         return Action(

@@ -99,9 +99,15 @@ def wallet(
 
 @rules_app.command("check")
 def rules_check(
-    path: Annotated[Path, typer.Argument(help="Rules file to check.")] = PACKAGED_RULES,
+    ctx: typer.Context,
+    path: Annotated[
+        Path | None, typer.Argument(help="Rules file to check (default: the one in force).")
+    ] = None,
 ) -> None:
     """Validate a rules file before shipping it; exit 1 with the first problem."""
+    if path is None:
+        settings: FleetSettings | None = ctx.obj
+        path = settings.rewards.rules_path if settings is not None else PACKAGED_RULES
     try:
         book = load_rule_book(path)
     except RulesFileError as exc:

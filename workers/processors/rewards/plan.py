@@ -107,6 +107,7 @@ def describe(action: Action) -> str:
         "quest_id": action.quest_id,
         "streak_days": action.streak_days,
         "mode": action.mode,
+        "leaderboard_id": action.leaderboard_id,
         "season_id": action.season_id,
         "rank": action.rank,
         "product_id": action.product_id,

@@ -242,11 +242,10 @@ def _outcome_of(result: Settled, source: Envelope) -> Outcome:
 
 
 def rewards_factory(settings: RewardsSettings | None = None) -> ProcessorFactory:
-    """The registry's factory. FleetSettings has no `rewards` section yet: defaults apply."""
+    """The registry's factory: the `rewards` section of the worker's settings, unless given."""
 
     def build(context: WorkerContext) -> RewardsProcessor:
-        return RewardsProcessor(
-            context.mysql, settings or RewardsSettings(), metrics=context.metrics
-        )
+        chosen = settings or context.settings.rewards
+        return RewardsProcessor(context.mysql, chosen, metrics=context.metrics)
 
     return build

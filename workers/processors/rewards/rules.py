@@ -34,6 +34,8 @@ class Conditions(BaseModel):
     quest_id: str | None = None
     min_streak_days: int | None = Field(default=None, ge=1)
     mode: str | None = None
+    #: Seasons recur ("arena-weekly:2026-W48"): a rule usually names the board, not the season.
+    leaderboard_id: str | None = None
     season_id: str | None = None
     max_rank: int | None = Field(default=None, ge=1)
     product_id: str | None = None
@@ -43,6 +45,7 @@ class Conditions(BaseModel):
             (self.level_id, action.level_id),
             (self.quest_id, action.quest_id),
             (self.mode, action.mode),
+            (self.leaderboard_id, action.leaderboard_id),
             (self.season_id, action.season_id),
             (self.product_id, action.product_id),
         )
