@@ -21,11 +21,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiomysql
+import pymysql
 import redis.asyncio as aioredis
+import redis.exceptions
+import structlog
+from prometheus_client import Counter
 
-from workers.errors import TransientError
+from workers.errors import TransientError, WorkerError
 from workers.processors.leaderboards import events, keys, store
-from workers.processors.leaderboards.definitions import LeaderboardDefinition
+from workers.processors.leaderboards.definitions import Definitions, LeaderboardDefinition
 from workers.processors.leaderboards.periods import (
     LeaderboardPeriod,
     period_at,
@@ -35,6 +39,7 @@ from workers.processors.leaderboards.rebuild import rebuild_board
 from workers.runtime.processor import OutputEvent
 
 _LOCK_TTL_S = 120
+log = structlog.get_logger(__name__)
 
 
 class PeriodStillOpenError(TransientError):
@@ -182,3 +187,65 @@ async def _close_locked(
         await client.expireat(live, int(period.ends_at.timestamp()) + board.retention_s)
     entries = tuple(archived)
     return ClosedPeriod(board.id, period.key, newly, entries, _prizes(board, period, entries))
+
+
+class LazyCloser:
+    """The processor's side of closing: after each batch, close what is due, once per process.
+
+    A period already closed when this process first looks at it is announced again (same
+    ids): if the worker died before its prizes were published, this is how they still get out.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        pool: aiomysql.Pool,
+        *,
+        prefix: str,
+        definitions: Definitions,
+        grace_s: int,
+        closed_total: Counter,
+    ) -> None:
+        self._client = client
+        self._pool = pool
+        self._prefix = prefix
+        self._definitions = definitions
+        self._grace_s = grace_s
+        self._closed_total = closed_total
+        #: (board, period) of the periods this process closed or announced.
+        self._announced: set[tuple[str, str]] = set()
+
+    async def due_prizes(self, now: datetime) -> list[OutputEvent]:
+        """Close every due period not seen yet; the prize events of all of them."""
+        prizes: list[OutputEvent] = []
+        for board in self._definitions:
+            period = due_period(board, now, self._grace_s)
+            if period is None or (board.id, period.key) in self._announced:
+                continue
+            try:
+                closed = await close_period(
+                    self._client,
+                    self._pool,
+                    prefix=self._prefix,
+                    board=board,
+                    period=period,
+                    definitions_version=self._definitions.version,
+                    now=now,
+                )
+            except TransientError:
+                continue  # another worker is closing it; it announces the prizes
+            except (WorkerError, redis.exceptions.RedisError, pymysql.err.Error, OSError) as exc:
+                # The batch's scores are applied and durable: a failed close must not fail
+                # (and dead-letter) them. The next batch tries again.
+                log.warning(
+                    "leaderboard period close failed",
+                    leaderboard=board.id,
+                    period=period.key,
+                    error=str(exc),
+                )
+                continue
+            self._announced.add((board.id, period.key))
+            if closed.newly_closed:
+                self._closed_total.labels(board.id).inc()
+            prizes += closed.outputs
+        return prizes

@@ -7,10 +7,13 @@ Per batch, in this order:
    operator, ranks before and after, journal entry; atomic per submission.
 3. Turn rank movements into LeaderboardRankChanged outputs (entered a top-N threshold, reached
    first, overtaken from first), with ids derived from the source event.
-4. Copy the journal to MySQL (journal.py) before returning, so that every submission whose
-   offset the runtime commits is durable in MySQL too.
+4. Record the applied submissions in MySQL (journal.py: from the script's answer, then their
+   journal entries are deleted) before returning, so that every submission whose offset the
+   runtime commits is durable in MySQL too; if that fails, the entries stay in the journal
+   and a later copy (next batch, or the background copy) records them.
 5. Close periods that ended more than `close_grace_s` ago (closing.py) and attach their prize
    events to this batch's first final outcome, so the runtime publishes them before it commits.
+   A failed close is logged and tried again with the next batch; it never fails the batch.
    A period already closed when this process first sees it is announced again once (same ids):
    if the process died before publishing the prizes, this is how they still get out.
 Time is the gateway's `received_at` (the client clock is not trusted), so a redelivered or
@@ -30,7 +33,6 @@ from prometheus_client import CollectorRegistry, Counter
 
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import LEADERBOARDS_GROUP, ConsumerGroup
-from workers.errors import TransientError
 from workers.processors.leaderboards import closing, events
 from workers.processors.leaderboards.definitions import Definitions, LeaderboardDefinition
 from workers.processors.leaderboards.journal import JournalCopier
@@ -95,8 +97,6 @@ class LeaderboardsProcessor:
             interval_s=self._settings.journal_copy_interval_s,
         )
         self._periods: dict[str, LeaderboardPeriod] = {}
-        #: (board, period) of periods known closed and announced by this process.
-        self._announced: set[tuple[str, str]] = set()
         registry = metrics if metrics is not None else CollectorRegistry()
         self._rejections = Counter(
             "liveops_leaderboard_rejections",
@@ -110,11 +110,18 @@ class LeaderboardsProcessor:
             ["leaderboard", "kind"],
             registry=registry,
         )
-        self._closed = Counter(
-            "liveops_leaderboard_periods_closed",
-            "Periods archived by this process.",
-            ["leaderboard"],
-            registry=registry,
+        self._closer = closing.LazyCloser(
+            redis,
+            mysql,
+            prefix=key_prefix,
+            definitions=definitions,
+            grace_s=self._settings.close_grace_s,
+            closed_total=Counter(
+                "liveops_leaderboard_periods_closed",
+                "Periods archived by this process.",
+                ["leaderboard"],
+                registry=registry,
+            ),
         )
 
     @property
@@ -265,28 +272,7 @@ class LeaderboardsProcessor:
         carrier = next((i for i, o in enumerate(outcomes) if o.kind in _FINAL), None)
         if carrier is None:
             return outcomes
-        now = self._clock()
-        prizes: list[OutputEvent] = []
-        for board in self._definitions:
-            period = closing.due_period(board, now, self._settings.close_grace_s)
-            if period is None or (board.id, period.key) in self._announced:
-                continue
-            try:
-                closed = await closing.close_period(
-                    self._redis,
-                    self._mysql,
-                    prefix=self._prefix,
-                    board=board,
-                    period=period,
-                    definitions_version=self._definitions.version,
-                    now=now,
-                )
-            except TransientError:
-                continue  # another worker is closing it; it announces the prizes
-            self._announced.add((board.id, period.key))
-            if closed.newly_closed:
-                self._closed.labels(board.id).inc()
-            prizes += closed.outputs
+        prizes = await self._closer.due_prizes(self._clock())
         if prizes:
             first = outcomes[carrier]
             outcomes[carrier] = dataclasses.replace(first, outputs=(*first.outputs, *prizes))
