@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 import aiomysql
 import pytest
 import redis.asyncio as aioredis
-from lb_helpers import Clock, ProcessorFactory, boards_toml
 from prometheus_client import CollectorRegistry
 
 from workers.db import MySQLTarget, create_pool
 from workers.processors.leaderboards.definitions import Definitions, parse_definitions
 from workers.processors.leaderboards.processor import LeaderboardsProcessor
 from workers.processors.leaderboards.settings import LeaderboardSettings
+
+from .lb_helpers import Clock, ProcessorFactory, boards_toml
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
-from lb_helpers import NOW, boards_toml, seconds_after, submission
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
@@ -20,6 +19,8 @@ from workers.processors.leaderboards.definitions import parse_definitions
 from workers.processors.leaderboards.events import PRIZE_TOPIC, season_id
 from workers.processors.leaderboards.processor import LeaderboardsProcessor
 from workers.settings import FleetSettings, MySQLSettings, RedisSettings
+
+from .lb_helpers import NOW, boards_toml, seconds_after, submission
 
 pytestmark = pytest.mark.integration
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import aiomysql
 import pytest
 import redis.asyncio as aioredis
-from lb_helpers import NOW, Clock, ProcessorFactory, seconds_after, submission
 
 from workers.processors.leaderboards import closing, keys, store
 from workers.processors.leaderboards.definitions import Definitions
@@ -15,6 +14,8 @@ from workers.processors.leaderboards.events import PRIZE_TOPIC, season_id
 from workers.processors.leaderboards.periods import period_named
 from workers.processors.leaderboards.settings import LeaderboardSettings
 from workers.runtime.processor import OutcomeKind
+
+from .lb_helpers import NOW, Clock, ProcessorFactory, seconds_after, submission
 
 pytestmark = pytest.mark.integration
 AFTER_RESET = datetime(2026, 11, 30, 0, 5, tzinfo=UTC)  # five minutes into 2026-W49

@@ -8,13 +8,14 @@ import aiomysql
 import pymysql
 import pytest
 import redis.asyncio as aioredis
-from lb_helpers import NOW, ProcessorFactory, seconds_after, submission
 
 from workers.db import MySQLTarget, create_pool
 from workers.errors import TransientError
 from workers.processors.leaderboards import keys
 from workers.processors.leaderboards.store import count_submissions
 from workers.runtime.processor import OutcomeKind
+
+from .lb_helpers import NOW, ProcessorFactory, seconds_after, submission
 
 pytestmark = pytest.mark.integration
 

@@ -8,10 +8,11 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from lb_helpers import NOW, Clock, ProcessorFactory, seconds_after, submission
 
 from workers.processors.leaderboards.definitions import Definitions
 from workers.processors.leaderboards.routes import leaderboard_routes
+
+from .lb_helpers import NOW, Clock, ProcessorFactory, seconds_after, submission
 
 pytestmark = pytest.mark.integration
 PLAYERS = 12  # p00 scores 1200, p01 1100, ... p11 100: rank = index + 1

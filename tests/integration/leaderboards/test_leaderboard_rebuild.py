@@ -7,7 +7,6 @@ import random
 import aiomysql
 import pytest
 import redis.asyncio as aioredis
-from lb_helpers import NOW, ProcessorFactory, seconds_after, submission
 
 from workers.processors.leaderboards import keys
 from workers.processors.leaderboards.definitions import Definitions
@@ -16,6 +15,8 @@ from workers.processors.leaderboards.periods import period_at
 from workers.processors.leaderboards.rebuild import rebuild_board
 from workers.processors.leaderboards.store import count_submissions
 from workers.runtime.processor import OutcomeKind
+
+from .lb_helpers import NOW, ProcessorFactory, seconds_after, submission
 
 pytestmark = pytest.mark.integration
 

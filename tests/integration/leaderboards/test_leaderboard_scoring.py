@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import redis.asyncio as aioredis
-from lb_helpers import NOW, ProcessorFactory, rank_change, seconds_after, submission
 
 from schemas.liveops.v1.leaderboards_pb2 import RankChangeKind, ScoreRejectionReason
 from workers.processors.leaderboards import keys
@@ -13,6 +12,8 @@ from workers.processors.leaderboards.periods import period_at
 from workers.processors.leaderboards.reads import read_top
 from workers.runtime.keys import DONE, lease_value
 from workers.runtime.processor import OutcomeKind
+
+from .lb_helpers import NOW, ProcessorFactory, rank_change, seconds_after, submission
 
 pytestmark = pytest.mark.integration
 START = NOW  # inside the current week, day and month of every test board

@@ -11,7 +11,6 @@ import aiomysql
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from lb_helpers import seconds_after, submission
 from prometheus_client import CollectorRegistry
 
 from schemas.codec import decode, encode
@@ -28,6 +27,8 @@ from workers.runtime.context import WorkerContext
 from workers.runtime.settings import RuntimeSettings
 from workers.runtime.worker import RunLimits, Worker
 from workers.settings import FleetSettings, RedisSettings
+
+from .lb_helpers import seconds_after, submission
 
 pytestmark = pytest.mark.integration
 FAST = RuntimeSettings(session_timeout_ms=2_000, heartbeat_interval_ms=300, lease_ms=10_000)
