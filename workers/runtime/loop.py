@@ -108,21 +108,32 @@ class ConsumerLoop:
             except DependencyUnavailableError as exc:
                 await self._hold_position([], exc, stop)
                 continue
+            self._mark_up({"kafka"})
             self.idle.clear()
             polled_at = time.perf_counter()
             try:
-                await self._run_batch(self._select(records), polled_at)
-                self._failures = 0
-                self._mark_dependencies_up()
+                selected = self._select(records)
+                await self._run_batch(selected, polled_at)
+                if selected:  # an empty poll proves nothing about Redis or MySQL
+                    self._failures = 0
+                    self._mark_up()
             except DependencyUnavailableError as exc:
                 await self._hold_position(records, exc, stop)
             finally:
                 self.idle.set()
             await self._measure_lag()
 
-    def _mark_dependencies_up(self) -> None:
-        mine = self.progress.down_by_loop.pop(id(self), set())
-        for dependency in mine - self.progress.down:
+    def _mark_up(self, only: set[str] | None = None) -> None:
+        """This loop saw `only` (default: every dependency) work again."""
+        mine = self.progress.down_by_loop.get(id(self))
+        if not mine:
+            return
+        recovered = mine & only if only is not None else set(mine)
+        mine -= recovered
+        if not mine:
+            del self.progress.down_by_loop[id(self)]
+            self._failures = 0
+        for dependency in recovered - self.progress.down:
             self._metrics.dependency_up.labels(dependency).set(1)
 
     async def _poll(self) -> list[InboundRecord]:
