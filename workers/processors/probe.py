@@ -66,7 +66,7 @@ class ProbeProcessor:
         self._redis: aioredis.Redis = context.redis
         self._pool = context.mysql
         self._prefix = context.key_prefix
-        self._ttl_s = dedup_ttl_s or 7 * 24 * 3600
+        self._ttl_s = dedup_ttl_s or context.settings.runtime.dedup_ttl_s
         self._apply = self._redis.register_script(_APPLY_LUA)
 
     async def start(self) -> None:

@@ -18,7 +18,6 @@ from workers.processors.registry import UnknownProcessorError, factories_for
 from workers.runtime import dlq, headers
 from workers.runtime.context import ProcessorFactory, open_context
 from workers.runtime.records import InboundRecord
-from workers.runtime.settings import RuntimeSettings
 from workers.runtime.worker import Worker
 from workers.settings import FleetSettings
 
@@ -47,15 +46,10 @@ def run_worker(
 
 
 async def _serve(settings: FleetSettings, factories: dict[str, ProcessorFactory]) -> None:
-    # FleetSettings has no `runtime` section yet: its defaults apply until it does.
-    runtime = getattr(settings, "runtime", None)
     async with open_context(settings) as context:
         processors = [factory(context) for factory in factories.values()]
         worker = Worker(
-            context,
-            processors,
-            runtime=runtime if isinstance(runtime, RuntimeSettings) else RuntimeSettings(),
-            metrics_port=settings.metrics_port,
+            context, processors, runtime=settings.runtime, metrics_port=settings.metrics_port
         )
         await worker.run(handle_signals=True)
 

@@ -1,7 +1,7 @@
 """Knobs of the worker runtime: dedup TTLs, in-process retries, back-off and shutdown.
 
-FleetSettings has no section for these yet; the worker command passes RuntimeSettings() (the
-defaults) and tests pass their own. Frozen, so one value holds for the life of a worker.
+FleetSettings carries them as its `runtime` section (LIVEOPS_RUNTIME__*); tests and benchmarks
+pass their own. Frozen, so one value holds for the life of a worker.
 """
 
 from __future__ import annotations
