@@ -120,7 +120,9 @@ class Pipeline:
             self._metrics.outcomes.labels(name, kind).inc(n)
         self._metrics.duplicates.labels(name).inc(plan.outcomes[OutcomeKind.DUPLICATE])
         for tier, n in plan.retries.items():
-            self._metrics.retries.labels(name, str(self._tiers[tier].delay_s)).inc(n)
+            # The tier's label as in its topic name (`<group>.retry.10s`): 10s, 1m, 10m.
+            label = self._tiers[tier].topic.name.rsplit(".", 1)[-1]
+            self._metrics.retries.labels(name, label).inc(n)
         for reason, n in plan.dead_letters.items():
             self._metrics.dead_letters.labels(name, reason).inc(n)
         for seconds in plan.end_to_end_s:

@@ -98,8 +98,8 @@ async def test_flaky_event_recovers_in_the_last_tier(
         assert tier.delay_s * 1000 - 100 <= wait_ms <= tier.delay_s * 1000 + 100
         assert copy.header(headers.ORIGINAL_TOPIC) == group.inputs[0].name
     sample = worker.context.metrics.get_sample_value
-    assert sample("liveops_retries_total", {"processor": "probe", "tier": "1"}) == 1
-    assert sample("liveops_retries_total", {"processor": "probe", "tier": "2"}) == 1
+    assert sample("liveops_retries_total", {"processor": "probe", "tier": "1s"}) == 1
+    assert sample("liveops_retries_total", {"processor": "probe", "tier": "2s"}) == 1
     assert sample("liveops_outcomes_total", {"processor": "probe", "outcome": "applied"}) == 1
     assert await record_count(kafka_settings, group.dead_letter) == 0
 
