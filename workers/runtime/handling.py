@@ -36,6 +36,12 @@ class _WrongOutcomeCountError(PermanentError):
     """handle() returned a different number of outcomes than events: a processor bug."""
 
 
+def trace_id(envelope: Envelope) -> str:
+    """The trace id of a W3C traceparent (`00-<trace-id>-<span-id>-<flags>`), or ""."""
+    parts = envelope.trace.traceparent.split("-")
+    return parts[1] if len(parts) == 4 else ""
+
+
 def failure_of(exc: BaseException) -> Failure:
     return Failure(type(exc).__name__, str(exc) or type(exc).__name__, stack_digest(exc))
 
@@ -66,6 +72,7 @@ async def handle_batch(
                 processor=processor.name,
                 event_id=batch[0].event_id,
                 player_id=batch[0].player_id,
+                trace_id=trace_id(batch[0]),
                 stack_digest=failure.stack_digest,
             )
         return [Verdict(Outcome.failed(failure.message), failure)]

@@ -19,7 +19,7 @@ from schemas.errors import ContractError
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from workers.runtime import headers
 from workers.runtime.dedup import Claim, Deduplicator
-from workers.runtime.handling import Verdict, failure_of, handle_batch
+from workers.runtime.handling import Verdict, failure_of, handle_batch, trace_id
 from workers.runtime.headers import Failure
 from workers.runtime.metrics import RuntimeMetrics
 from workers.runtime.processor import OutcomeKind, Processor
@@ -47,12 +47,6 @@ class Plan:
     @property
     def events(self) -> int:
         return sum(self.outcomes.values())
-
-
-def trace_id(envelope: Envelope) -> str:
-    """The trace id of a W3C traceparent (`00-<trace-id>-<span-id>-<flags>`), or ""."""
-    parts = envelope.trace.traceparent.split("-")
-    return parts[1] if len(parts) == 4 else ""
 
 
 class Pipeline:
