@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import pymysql
 import pytest
 import redis.asyncio as aioredis
+import structlog
 
 from topics.admin import ApplyStatus, apply_plan
 from topics.devbroker import EmbeddedBroker, free_port
@@ -22,6 +23,14 @@ from workers.db import MySQLTarget, migrate
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MYSQL_ROOT = MySQLTarget(host="127.0.0.1", port=3306, user="root", password="", database="test")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """Undo any logging set up by a test (the CLI's root callback configures structlog to
+    write to the stderr of that moment, which pytest closes after the test)."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")
