@@ -117,3 +117,19 @@ def load_settings() -> FleetSettings:
         first = exc.errors()[0]
         where = _env_name(first["loc"]) if first["loc"] else ENV_PREFIX + "*"
         raise SettingsError(f"{where}: {first['msg']}") from None
+
+
+def reference_rows(model: BaseModel, prefix: str = ENV_PREFIX) -> list[tuple[str, str, str]]:
+    """(variable, default, module documenting it) for every setting: the README's table."""
+    rows: list[tuple[str, str, str]] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        env = f"{prefix}{name.upper()}"
+        if isinstance(value, BaseModel):
+            rows += reference_rows(value, env + _NESTED)
+            continue
+        shown = "(secret)" if isinstance(value, SecretStr) else repr(value)
+        if isinstance(value, os.PathLike):
+            shown = "(packaged file)"
+        rows.append((env, shown, type(model).__module__))
+    return rows
