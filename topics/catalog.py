@@ -105,8 +105,17 @@ PLAYER_ACTIONS = Topic(
     12,
     7 * DAY_MS,
     "gateway",
-    "Gameplay actions that may earn rewards.",
-    frozenset({"level_completed", "quest_completed", "daily_login", "match_result"}),
+    "Gameplay actions that may earn rewards, and season prizes announced by leaderboards "
+    "(players can never send those: the gateway accepts only schemas.codec.INPUT_PAYLOADS).",
+    frozenset(
+        {
+            "level_completed",
+            "quest_completed",
+            "daily_login",
+            "match_result",
+            "season_prize_awarded",
+        }
+    ),
 )
 LEADERBOARD_SCORES = Topic(
     "leaderboard.scores.v1",
@@ -171,8 +180,9 @@ LEADERBOARD_RANKS = Topic(
     6,
     7 * DAY_MS,
     "leaderboards",
-    "Rank changes past a threshold (entered the top N, reached or lost first place).",
-    frozenset({"leaderboard_rank_changed"}),
+    "Rank changes past a threshold (entered the top N, reached or lost first place), and "
+    "refused score submissions with their reason.",
+    frozenset({"leaderboard_rank_changed", "score_rejected"}),
 )
 PLAYER_FLAGS = Topic(
     "players.flags.v1",
