@@ -1,9 +1,10 @@
 """The events the leaderboards produce, with ids derived from what caused them.
 
 An output's event id is a ULID whose time part is the cause's time and whose random part is a
-hash of the cause (source event id, kind, threshold, player), so producing the same output
-twice (a redelivered batch, a second `close`) gives the same id and idempotency key, and
-consumers drop the copy. Which outputs:
+hash of the cause (the source's idempotency key, kind, threshold, player; or board, period and
+player for a prize), so producing the same output twice (a redelivered batch, a client's
+retry, a second `close`) gives the same id and idempotency key, and consumers drop the copy.
+Which outputs:
 - LeaderboardRankChanged on LEADERBOARD_RANKS: entered a top-N threshold, reached first place,
   and (for the previous leader) overtaken from first place;
 - ScoreRejected on LEADERBOARD_RANKS: a submission refused, with the reason;
@@ -42,13 +43,15 @@ def _envelope(seed: str, at: datetime, player_id: str, source: Envelope | None) 
     envelope = Envelope(event_id=event_id, idempotency_key=event_id, player_id=player_id)
     envelope.client.platform = envelope_pb2.PLATFORM_SERVER
     envelope.client.schema_version = SCHEMA_VERSION
-    if source is not None:
+    # received_at stays the source's, so the end-to-end latency of an output counts from the
+    # moment its cause entered the backbone.
+    if source is not None and source.HasField("received_at"):
         envelope.received_at.CopyFrom(source.received_at)
-        envelope.occurred_at.CopyFrom(source.received_at)
-        envelope.trace.CopyFrom(source.trace)
     else:
         envelope.received_at.FromDatetime(at)
-        envelope.occurred_at.FromDatetime(at)
+    envelope.occurred_at.FromDatetime(at)
+    if source is not None:
+        envelope.trace.CopyFrom(source.trace)
     return envelope
 
 
@@ -65,7 +68,7 @@ def rank_changed(
     score: int,
     threshold: int = 0,
 ) -> OutputEvent:
-    seed = f"lb-rank|{source.event_id}|{kind}|{threshold}|{player_id}"
+    seed = f"lb-rank|{source.idempotency_key}|{kind}|{threshold}|{player_id}"
     envelope = _envelope(seed, at, player_id, source)
     envelope.leaderboard_rank_changed.CopyFrom(
         leaderboards_pb2.LeaderboardRankChanged(
@@ -90,7 +93,7 @@ def score_rejected(
     score: int,
     reason: leaderboards_pb2.ScoreRejectionReason,
 ) -> OutputEvent:
-    envelope = _envelope(f"lb-reject|{source.event_id}", at, source.player_id, source)
+    envelope = _envelope(f"lb-reject|{source.idempotency_key}", at, source.player_id, source)
     envelope.score_rejected.CopyFrom(
         leaderboards_pb2.ScoreRejected(
             leaderboard_id=leaderboard_id,
