@@ -23,6 +23,7 @@ from workers.processors.leaderboards.periods import period_at
 from workers.processors.leaderboards.processor import LeaderboardsProcessor
 from workers.processors.leaderboards.reads import read_top
 from workers.processors.leaderboards.store import count_submissions
+from workers.processors.registry import factories_for
 from workers.runtime.context import WorkerContext
 from workers.runtime.settings import RuntimeSettings
 from workers.runtime.worker import RunLimits, Worker
@@ -117,3 +118,19 @@ async def test_submissions_through_the_worker_rank_once_and_announce_changes(
     changes = await rank_events_for(kafka_settings, arena, expected=1)
     assert changes
     assert len({e.event_id for e in changes}) == len(changes)
+
+
+async def test_the_registered_factory_builds_a_ready_processor(
+    mysql_pool: aiomysql.Pool, redis_client: aioredis.Redis, unique_name: str
+) -> None:
+    (factory,) = factories_for("leaderboards").values()
+    settings = FleetSettings(redis=RedisSettings(key_prefix=unique_name))
+    processor = factory(WorkerContext(settings, redis_client, mysql_pool, CollectorRegistry()))
+    assert isinstance(processor, LeaderboardsProcessor)
+    assert processor.group.name == "liveops.leaderboards"
+    assert processor.definitions.get("arena-weekly") is not None  # the packaged file
+    await processor.start()
+    try:
+        assert await processor.ready()
+    finally:
+        await processor.stop()
