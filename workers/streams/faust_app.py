@@ -7,13 +7,15 @@ embedded Tansu broker needs (and that are harmless on Apache Kafka) are set here
   from the catalog (`liveops topics apply`), with their partition counts;
 - no idempotent producer and no transactions (faust enables them only for exactly_once, which
   we never ask for);
-- no faust web server: the job serves its own Prometheus /metrics.
+- no faust web server: the job serves its own Prometheus /metrics;
+- optionally one record per producer batch: Tansu reports a partition's end offset as the
+  start of its last batch, and faust restores tables by reading changelogs up to that end.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import faust
 from faust.types.auth import CredentialsT
@@ -51,6 +53,7 @@ def build_faust_app(
     commit_interval_s: float,
     session_timeout_s: float,
     rebalance_timeout_s: float,
+    one_record_per_batch: bool,
     data_dir: Path,
 ) -> faust.App:
     """An App whose internal topics (changelogs) get `partitions` partitions.
@@ -59,11 +62,16 @@ def build_faust_app(
     to the changelog partition of the input record that caused it, and after a rebalance
     restores that changelog partition on whoever owns the input partition.
     """
+    extra: dict[str, Any] = {}
+    if one_record_per_batch:
+        # A batch holds one record when every record is larger than the batch size.
+        extra["producer_max_batch_size"] = 1
     return faust.App(
         app_id,
         broker=broker_urls(kafka),
         broker_client_id=kafka.client_id,
         broker_credentials=credentials_for(kafka),
+        broker_request_timeout=kafka.request_timeout_ms / 1000,
         broker_commit_interval=commit_interval_s,
         broker_session_timeout=session_timeout_s,
         broker_heartbeat_interval=session_timeout_s / 3,
@@ -80,4 +88,5 @@ def build_faust_app(
         store="memory://",
         datadir=str(data_dir),
         web_enabled=False,
+        **extra,
     )

@@ -38,6 +38,11 @@ class VelocitySettings(BaseModel):
     rebalance_timeout_s: float = Field(default=30.0, gt=0)
     #: How often faust commits consumed offsets (after flushing the changelog and the flags).
     commit_interval_s: float = Field(default=2.8, gt=0)
+    #: Send every record in its own batch. The embedded Tansu broker answers "latest offset"
+    #: with the start of a partition's last batch, so faust, which restores a table by reading
+    #: its changelog up to that offset, would stop early after a restart and forget counts
+    #: (and flags). Costs producer throughput; turn off against Apache Kafka.
+    one_record_per_batch: bool = True
     #: faust's working directory (it creates one even for in-memory tables).
     data_dir: Path = Path(".liveops/streams")
 

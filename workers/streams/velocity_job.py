@@ -172,6 +172,7 @@ def build_velocity_app(
         commit_interval_s=settings.commit_interval_s,
         session_timeout_s=settings.session_timeout_s,
         rebalance_timeout_s=settings.rebalance_timeout_s,
+        one_record_per_batch=settings.one_record_per_batch,
         data_dir=settings.data_dir,
     )
     VelocityJob(app, settings, metrics)

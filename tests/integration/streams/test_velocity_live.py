@@ -22,13 +22,14 @@ from velocity_process import (
     last_tallies,
     publish,
     read_envelopes,
+    wait_tallies,
 )
 
 from schemas.codec import new_event_id
 from schemas.liveops.v1.abuse_pb2 import FLAG_REASON_VELOCITY
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.admin import apply_plan
-from topics.catalog import LEADERBOARD_SCORES, PLAYER_ACTIONS, PLAYER_FLAGS
+from topics.catalog import LEADERBOARD_SCORES, PLAYER_ACTIONS, PLAYER_FLAGS, Topic
 from topics.settings import KafkaSettings
 from workers.streams.settings import VelocitySettings
 from workers.streams.velocity import Window, flag_event_id, window_for
@@ -59,6 +60,34 @@ def action(player_id: str, window: Window, index: int) -> Record:
     return envelope_record(PLAYER_ACTIONS, envelope)
 
 
+def velocity_settings(unique_name: str, tmp_path: Path, **changes: object) -> VelocitySettings:
+    """The test's job: its own app id (group and changelog), reading from the beginning."""
+    settings = {
+        "window_s": 60,
+        "max_events_per_window": THRESHOLD,
+        "app_id": f"liveops.velocity.{unique_name}",
+        "auto_offset_reset": "earliest",
+        "commit_interval_s": 0.5,
+        # The embedded broker holds a new faust member about half of this before assigning.
+        "session_timeout_s": 6.0,
+        "data_dir": tmp_path / "faust",
+    }
+    return VelocitySettings.model_validate({**settings, **changes})
+
+
+def changelog_of(settings: VelocitySettings) -> Topic:
+    """The table's changelog (faust names it after the app id), as a Topic to read."""
+    name = changelog_topic_name(settings.app_id)
+    return replace(PLAYER_ACTIONS, name=name, payloads=frozenset())
+
+
+async def stop_gracefully(process: VelocityProcess) -> None:
+    """SIGTERM and wait: faust drains its producer buffer on the way out, so the changelog and
+    the flags topic are final (at a commit, its buffer flush may still be in flight)."""
+    process.terminate()
+    assert await process.wait_exit(EXIT_TIMEOUT_S) == 0, process.log_tail()
+
+
 @pytest.fixture
 def processes() -> Iterator[list[VelocityProcess]]:
     started: list[VelocityProcess] = []
@@ -76,16 +105,7 @@ async def test_burst_is_flagged_once_across_a_restart_and_a_trickle_never(
 ) -> None:
     # Given the catalog topics, one window, a bursty and a calm player, and garbage among them
     await apply_plan(kafka_settings, (*INPUTS, PLAYER_FLAGS))
-    settings = VelocitySettings(
-        window_s=60,
-        max_events_per_window=THRESHOLD,
-        app_id=f"liveops.velocity.{unique_name}",
-        auto_offset_reset="earliest",
-        commit_interval_s=0.5,
-        # The embedded broker holds a new faust member about half of this before assigning.
-        session_timeout_s=6.0,
-        data_dir=tmp_path / "faust",
-    )
+    settings = velocity_settings(unique_name, tmp_path)
     window = window_for(int(time.time() * 1000), settings.window_s)
     bursty, calm = f"{unique_name}-bursty", f"{unique_name}-calm"
     burst = [action(bursty, window, i) for i in range(THRESHOLD + 10)]
@@ -121,8 +141,7 @@ async def test_burst_is_flagged_once_across_a_restart_and_a_trickle_never(
     assert rejected_total is not None and rejected_total >= len(garbage)
 
     # Given a graceful stop, and the bursty player going on in the same window
-    first.terminate()
-    assert await first.wait_exit(EXIT_TIMEOUT_S) == 0, first.log_tail()
+    await stop_gracefully(first)
     more = [action(bursty, window, i) for i in range(len(burst), len(burst) + THRESHOLD + 5)]
     await publish(kafka_settings, more)
 
@@ -130,14 +149,51 @@ async def test_burst_is_flagged_once_across_a_restart_and_a_trickle_never(
     second = VelocityProcess(kafka_settings, settings, tmp_path, "second").start()
     processes.append(second)
     await second.wait_drained(await end_offsets(kafka_settings, INPUTS), DRAIN_TIMEOUT_S)
+    await stop_gracefully(second)
 
     # Then the table came back from its changelog: nothing lost, nothing counted twice
-    changelog = replace(
-        PLAYER_ACTIONS, name=changelog_topic_name(settings.app_id), payloads=frozenset()
-    )
-    tallies = await last_tallies(kafka_settings, changelog)
+    tallies = await last_tallies(kafka_settings, changelog_of(settings))
     assert (tallies[bursty].count, tallies[bursty].flagged) == (len(burst) + len(more), True)
     assert (tallies[calm].count, tallies[calm].flagged) == (len(trickle), False)
     # and the new events alone, more than the threshold, raised no second flag
     flags = await read_envelopes(kafka_settings, PLAYER_FLAGS, {bursty, calm})
+    assert [flag.event_id for flag in flags] == [flag_event_id(bursty, window)], second.log_tail()
+
+
+@pytest.mark.timeout(120)
+async def test_a_crash_before_the_commit_counts_and_flags_nothing_twice(
+    kafka_settings: KafkaSettings,
+    unique_name: str,
+    tmp_path: Path,
+    processes: list[VelocityProcess],
+) -> None:
+    # Given a job that commits offsets rarely, and a burst it has counted and flagged
+    await apply_plan(kafka_settings, (*INPUTS, PLAYER_FLAGS))
+    settings = velocity_settings(unique_name, tmp_path, commit_interval_s=120.0)
+    window = window_for(int(time.time() * 1000), settings.window_s)
+    bursty = f"{unique_name}-bursty"
+    burst = [action(bursty, window, i) for i in range(THRESHOLD + 10)]
+    await publish(kafka_settings, burst)
+    first = VelocityProcess(kafka_settings, settings, tmp_path, "first").start()
+    processes.append(first)
+    await wait_tallies(
+        kafka_settings, changelog_of(settings), {bursty: len(burst)}, DRAIN_TIMEOUT_S
+    )
+
+    # When it dies before committing (its changelog and flag are on the broker, its offsets not)
+    first.kill()
+    await first.wait_exit(EXIT_TIMEOUT_S)
+    second = VelocityProcess(
+        kafka_settings, settings.model_copy(update={"commit_interval_s": 0.5}), tmp_path, "second"
+    ).start()
+    processes.append(second)
+    await second.wait_drained(await end_offsets(kafka_settings, INPUTS), DRAIN_TIMEOUT_S)
+    skipped = await second.metric("liveops_stream_redeliveries_skipped_total", job=JOB)
+    await stop_gracefully(second)
+
+    # Then the redelivered burst was recognised and skipped: same count, still one flag
+    assert skipped is not None and skipped >= len(burst), second.log_tail()
+    tallies = await last_tallies(kafka_settings, changelog_of(settings))
+    assert (tallies[bursty].count, tallies[bursty].flagged) == (len(burst), True)
+    flags = await read_envelopes(kafka_settings, PLAYER_FLAGS, {bursty})
     assert [flag.event_id for flag in flags] == [flag_event_id(bursty, window)], second.log_tail()

@@ -76,6 +76,11 @@ class VelocityProcess:
         if self._process is not None and self._process.poll() is None:
             self._process.send_signal(signal.SIGTERM)
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, nothing is flushed or committed, as when a node dies."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGKILL)
+
     async def wait_exit(self, timeout_s: float) -> int:
         deadline = time.monotonic() + timeout_s
         while (code := self.returncode) is None:
@@ -177,12 +182,15 @@ async def end_offsets(kafka: KafkaSettings, topics: Iterable[Topic]) -> dict[Top
 
 
 async def read_all(kafka: KafkaSettings, topic: Topic) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record on `topic`, from the start to its end at the time of the call."""
-    ends = await end_offsets(kafka, (topic,))
+    """Every record on `topic`, from the start to its end at the time of the call; none while
+    the topic does not exist yet (a changelog before the job's first write)."""
     consumer = AIOKafkaConsumer(**kafka.client_kwargs(), enable_auto_commit=False)
     await consumer.start()
     found: list[ConsumerRecord[bytes, bytes]] = []
     try:
+        if topic.name not in await consumer.topics():
+            return found
+        ends = await end_offsets(kafka, (topic,))
         consumer.assign(list(ends))
         await consumer.seek_to_beginning(*ends)
         pending = {tp for tp, end in ends.items() if end > 0}
@@ -211,3 +219,18 @@ async def last_tallies(kafka: KafkaSettings, changelog: Topic) -> dict[str, Wind
         player_id, _window_range = json.loads(record.key)
         tallies[player_id] = WindowTally.from_json(json.loads(record.value))
     return tallies
+
+
+async def wait_tallies(
+    kafka: KafkaSettings, changelog: Topic, expected: dict[str, int], timeout_s: float
+) -> dict[str, WindowTally]:
+    """Poll the changelog until each player's last tally has the expected count."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        tallies = await last_tallies(kafka, changelog)
+        counts = {player: tallies[player].count for player in expected if player in tallies}
+        if counts == expected:
+            return tallies
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"changelog counts {counts}, expected {expected}")
+        await asyncio.sleep(POLL_S)

@@ -15,7 +15,7 @@ from topics.settings import KafkaSettings
 from workers.settings import FleetSettings
 from workers.streams.cli import stream_app, velocity_section
 from workers.streams.errors import StreamConfigError
-from workers.streams.faust_app import broker_urls, credentials_for
+from workers.streams.faust_app import broker_urls, build_faust_app, credentials_for
 from workers.streams.settings import VelocitySettings
 from workers.streams.velocity_job import changelog_topic_name, input_partitions
 
@@ -84,3 +84,34 @@ def test_sasl_settings_become_faust_sasl_credentials() -> None:
     assert isinstance(credentials, faust.SASLCredentials)
     assert (credentials.username, credentials.password) == ("velocity", "s3cret")
     assert credentials.mechanism.value == "SCRAM-SHA-512"
+
+
+def faust_app(settings: VelocitySettings) -> faust.App:
+    return build_faust_app(
+        KafkaSettings(),
+        app_id=settings.app_id,
+        partitions=12,
+        auto_offset_reset=settings.auto_offset_reset,
+        commit_interval_s=settings.commit_interval_s,
+        session_timeout_s=settings.session_timeout_s,
+        rebalance_timeout_s=settings.rebalance_timeout_s,
+        one_record_per_batch=settings.one_record_per_batch,
+        data_dir=settings.data_dir,
+    )
+
+
+def test_by_default_every_record_is_its_own_batch_for_the_embedded_broker() -> None:
+    assert faust_app(VelocitySettings()).conf.producer_max_batch_size == 1
+
+
+def test_against_apache_kafka_batches_are_left_to_faust() -> None:
+    app = faust_app(VelocitySettings(one_record_per_batch=False))
+    assert app.conf.producer_max_batch_size > 1
+
+
+def test_the_app_is_the_consumer_group_and_declares_only_its_changelog() -> None:
+    conf = faust_app(VelocitySettings(app_id="liveops.velocity.test")).conf
+    assert conf.id == "liveops.velocity.test"
+    assert (conf.topic_partitions, conf.topic_disable_leader) == (12, True)
+    assert conf.consumer_auto_offset_reset == "latest"
+    assert conf.broker_heartbeat_interval < conf.broker_session_timeout
