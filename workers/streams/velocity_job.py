@@ -20,7 +20,14 @@ What happens to one record, in order:
    durable before the table says so: a crash in between republishes the same flag (same event
    id) rather than losing it. A refused publish leaves `flagged` unset; the next event retries.
 faust acks the record afterwards and commits offsets every `commit_interval_s`, after flushing
-its producer (changelog and flags), so committed work is never lost.
+its producer. That flush gives up when the buffer makes no progress for 0.1 s, so after a crash
+(not a SIGTERM, which drains it) the table can miss the last few counts: an undercount, never a
+double count (step 3). If the lost write was the `flagged` one, the player's next event in that
+window publishes the same flag again, same event id; consumers dedup on it. A job down for
+longer than `expires_s` finds those windows gone and counts late records afresh.
+
+Cost, measured once on this machine and broker (decode, table, changelog write per event):
+about 2.9k events/s with `one_record_per_batch`, 3.1k without.
 """
 
 from __future__ import annotations
