@@ -17,6 +17,7 @@ class KafkaSettings(BaseModel):
 
     The embedded Tansu broker supports neither idempotent producers nor transactions, so
     `enable_idempotence` defaults to off; turn it on against Apache Kafka (MSK, Strimzi).
+    It also misreports end offsets, so `verify_end_offsets` defaults to on.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -34,6 +35,10 @@ class KafkaSettings(BaseModel):
     request_timeout_ms: int = Field(default=30_000, gt=0)
     #: Replication factor for topics we create; 1 for the embedded broker, 3 in production.
     replication_factor: int = Field(default=1, ge=1)
+    #: Confirm end offsets with a fetch (topics/offsets.py): the embedded broker's ListOffsets
+    #: answers the last batch's base offset + 1, short of the end. Apache Kafka answers right;
+    #: there it may be turned off to save one fetch round trip per lag measurement.
+    verify_end_offsets: bool = True
 
     @model_validator(mode="after")
     def _check_security(self) -> Self:

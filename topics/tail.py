@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import DecodeError, Message
 
@@ -24,6 +24,7 @@ from schemas.errors import InvalidEnvelopeError, LiveopsError, UndecodableEventE
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.admin import BrokerUnreachableError
 from topics.catalog import Topic
+from topics.offsets import EndOffsetsUnconfirmedError, end_offsets
 from topics.settings import KafkaSettings
 
 #: Longest wait in one poll, so an idle timeout is noticed soon after it passes.
@@ -152,7 +153,14 @@ async def tail_topic(
         if options.from_beginning:
             await consumer.seek_to_beginning(*partitions)
         else:
-            await consumer.seek_to_end(*partitions)
+            # Not seek_to_end(): the embedded broker's ListOffsets falls short of the end, and
+            # the tail would show records written before it started.
+            try:
+                ends = await end_offsets(settings, partitions)
+            except (KafkaError, EndOffsetsUnconfirmedError) as exc:
+                raise BrokerUnreachableError(f"cannot read the end of {topic.name}: {exc}") from exc
+            for tp, offset in ends.items():
+                consumer.seek(tp, offset)
         return await _follow(consumer, topic, options, emit)
     finally:
         await consumer.stop()

@@ -1,0 +1,123 @@
+"""The true end offset of each partition, on Apache Kafka and on the embedded broker alike.
+
+Why this exists: the embedded broker (Tansu) answers ListOffsets(latest), which is what
+aiokafka's `end_offsets()` and `seek_to_end()` ask, with the base offset of the partition's last
+record batch + 1. That is short of the real end whenever the last batch holds several records,
+which any producer with `linger_ms` > 0 makes. Its fetch responses carry the right high
+watermark. Apache Kafka gets both right. So `EndOffsetReader.read`:
+1. asks ListOffsets(latest): never past the true end, so a safe place to fetch from;
+2. when `KafkaSettings.verify_end_offsets` is on: assigns the partitions to its own consumer
+   (no group, nothing committed, the caller's consumer untouched), seeks each to the reported
+   end and polls until a fetch response has reported the high watermark of every partition;
+3. returns, per partition, the larger of the two answers.
+The fetch costs one round trip (a few records at most are read, then dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.errors import LiveopsError
+from topics.settings import KafkaSettings
+
+#: How long one poll waits for the fetch answer before the high watermarks are checked again.
+_POLL_MS = 20
+#: The fetch at the end waits at most this long on the broker for new records (a long poll
+#: would only delay the answer: the high watermark is in every response, records or not).
+_FETCH_MAX_WAIT_MS = 10
+
+
+class EndOffsetsUnconfirmedError(LiveopsError):
+    """No fetch response reported the high watermark of every partition within the timeout."""
+
+    retriable = True
+
+
+class EndOffsetReader:
+    """`async with EndOffsetReader(kafka) as reader: ends = await reader.read(partitions)`.
+
+    One reader can serve several tasks (a worker's loops share one): reads take turns. Its
+    consumer has no group, so it commits nothing and joins no rebalance.
+    """
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self._verify = kafka.verify_end_offsets
+        self._timeout_s = kafka.request_timeout_ms / 1000
+        self._consumer: Any = AIOKafkaConsumer(
+            **kafka.client_kwargs(),
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=_FETCH_MAX_WAIT_MS,
+        )
+        self._turn = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def __aenter__(self) -> EndOffsetReader:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def read(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The offset the next record of each partition will get (steps 1-3 above).
+
+        Raises EndOffsetsUnconfirmedError when the fetch gets no answer in
+        `request_timeout_ms`, and aiokafka's KafkaError when ListOffsets fails.
+        """
+        wanted = list(dict.fromkeys(partitions))
+        if not wanted:
+            return {}
+        async with self._turn:
+            reported: dict[TopicPartition, int] = dict(await self._consumer.end_offsets(wanted))
+            if not self._verify:
+                return reported
+            highwaters = await self._fetch_highwaters(reported)
+        return {tp: max(reported[tp], highwaters[tp]) for tp in wanted}
+
+    async def _fetch_highwaters(
+        self, starts: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, int]:
+        consumer = self._consumer
+        # A new assignment starts with no high watermark known, so every one we see below
+        # comes from a fetch made after ListOffsets answered.
+        consumer.assign(list(starts))
+        try:
+            for tp, offset in starts.items():
+                consumer.seek(tp, offset)
+            deadline = time.monotonic() + self._timeout_s
+            while True:
+                highwaters = {tp: consumer.highwater(tp) for tp in starts}
+                if all(value is not None for value in highwaters.values()):
+                    return {tp: int(value) for tp, value in highwaters.items()}
+                if time.monotonic() >= deadline:
+                    missing = sorted(
+                        f"{tp.topic}/{tp.partition}" for tp, v in highwaters.items() if v is None
+                    )
+                    raise EndOffsetsUnconfirmedError(
+                        f"no fetch answer for {', '.join(missing)} within {self._timeout_s}s"
+                    )
+                # The records themselves are not wanted: polling only lets the fetches run.
+                await consumer.getmany(timeout_ms=_POLL_MS, max_records=1)
+        finally:
+            # Stop fetching until the next read. Pause, not unsubscribe: aiokafka's fetcher
+            # swallows a stop() that lands while it drops an old assignment, and hangs.
+            consumer.pause(*starts)
+
+
+async def end_offsets(
+    kafka: KafkaSettings, partitions: Iterable[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """One `EndOffsetReader.read` on a reader of its own: for commands and one-off checks."""
+    async with EndOffsetReader(kafka) as reader:
+        return await reader.read(partitions)
