@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from topics.catalog import Topic
+from topics.offsets import end_offsets
 from topics.settings import KafkaSettings
 
 GARBAGE = b"\x08\x96\x01not-a-protobuf-envelope\xff\xfe"
@@ -28,7 +29,7 @@ async def republish_first_records(kafka: KafkaSettings, topic: Topic, count: int
         partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
+        ends = await end_offsets(kafka, partitions)  # true ends, as the broker's fall short
         records: list[ConsumerRecord] = []
         while len(records) < count and await _behind(consumer, ends):
             batches = await consumer.getmany(timeout_ms=500, max_records=count)

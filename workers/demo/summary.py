@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from topics.catalog import DATA_TOPICS, Topic
+from topics.offsets import EndOffsetReader
 from topics.settings import KafkaSettings
 from workers.demo.checks import EXPECTED_REFUSALS, Observed, failed_checks
 from workers.demo.players import SessionReport
@@ -22,41 +23,42 @@ from workers.processors.rewards.audit import find_mismatches, recent_grants
 
 
 async def end_offsets(kafka: KafkaSettings, topics: list[Topic]) -> dict[str, int]:
-    consumer = AIOKafkaConsumer(**kafka.client_kwargs(), enable_auto_commit=False)
-    await consumer.start()
-    try:
+    """Records per topic (the sum of its partitions' true ends: nothing is deleted in a demo)."""
+    async with EndOffsetReader(kafka) as reader:
         partitions = [TopicPartition(t.name, p) for t in topics for p in range(t.partitions)]
-        ends = await consumer.end_offsets(partitions)
-        totals: Counter[str] = Counter()
-        for tp, offset in ends.items():
-            totals[tp.topic] += offset
-        return dict(totals)
-    finally:
-        await consumer.stop()
+        ends = await reader.read(partitions)
+    totals: Counter[str] = Counter()
+    for tp, offset in ends.items():
+        totals[tp.topic] += offset
+    return dict(totals)
 
 
 async def wait_until_drained(stack: DemoStack, timeout_s: float = 90.0) -> bool:
     """True once every running processor has committed the end of each of its input topics."""
     kafka = stack.settings.kafka
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if all(
-            [
-                await _group_caught_up(kafka, p.group.name, p.group.inputs)
-                for p in stack.worker.processors
-            ]
-        ):
-            return True
-        await asyncio.sleep(0.5)
+    async with EndOffsetReader(kafka) as reader:
+        while time.monotonic() < deadline:
+            if all(
+                [
+                    await _group_caught_up(kafka, reader, p.group.name, p.group.inputs)
+                    for p in stack.worker.processors
+                ]
+            ):
+                return True
+            await asyncio.sleep(0.5)
     return False
 
 
-async def _group_caught_up(kafka: KafkaSettings, group: str, inputs: tuple[Topic, ...]) -> bool:
+async def _group_caught_up(
+    kafka: KafkaSettings, reader: EndOffsetReader, group: str, inputs: tuple[Topic, ...]
+) -> bool:
     consumer = AIOKafkaConsumer(**kafka.client_kwargs(), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(t.name, p) for t in inputs for p in range(t.partitions)]
-        ends = await consumer.end_offsets(partitions)
+        # True ends: the embedded broker's ListOffsets falls short and would call it drained early.
+        ends = await reader.read(partitions)
         for tp in partitions:
             if ends[tp] and (await consumer.committed(tp) or 0) < ends[tp]:
                 return False

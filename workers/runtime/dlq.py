@@ -3,7 +3,8 @@
 Replay progress is a consumer group of its own, `<group>.dlq-replay`: its committed offset on
 each dead-letter partition marks what was already republished, so a replay is never repeated
 and `show` lists what is still pending. The reader assigns partitions itself (it never joins
-the group) and stops at the end offsets read when it started.
+the group) and stops at the end offsets read when it started (true ends, topics/offsets.py:
+the embedded broker's own answer falls short and a replay would miss dead letters).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from schemas.codec import decode, validate
 from schemas.errors import ContractError, LiveopsError
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import ConsumerGroup
+from topics.offsets import EndOffsetReader
 from topics.settings import KafkaSettings
 from workers.runtime import headers
 from workers.runtime.outbox import Outbox
@@ -73,10 +75,11 @@ class DeadLetterReader:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
+        self._end_offsets = EndOffsetReader(kafka)
 
     async def state(self) -> list[PartitionState]:
         beginnings = await self._consumer.beginning_offsets(self._partitions)
-        ends = await self._consumer.end_offsets(self._partitions)
+        ends = await self._end_offsets.read(self._partitions)
         states = []
         for tp in self._partitions:
             committed = await self._consumer.committed(tp)
@@ -113,10 +116,18 @@ class DeadLetterReader:
 
     async def __aenter__(self) -> DeadLetterReader:
         await self._consumer.start()
+        try:
+            await self._end_offsets.start()
+        except BaseException:
+            await self._consumer.stop()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._consumer.stop()
+        try:
+            await self._end_offsets.stop()
+        finally:
+            await self._consumer.stop()
 
 
 def replay_record(group: ConsumerGroup, record: InboundRecord) -> OutboundRecord:

@@ -30,6 +30,7 @@ import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from topics.offsets import EndOffsetReader, EndOffsetsUnconfirmedError
 from workers.errors import DependencyUnavailableError
 from workers.runtime.dedup import Deduplicator
 from workers.runtime.failures import backoff_s
@@ -79,7 +80,9 @@ class ConsumerLoop:
         progress: Progress,
         max_records: int,
         poll_ms: int,
+        end_offsets: EndOffsetReader | None = None,
     ) -> None:
+        """`end_offsets` reads the partition ends for the lag metric; None measures no lag."""
         self.consumer = consumer
         self.pipeline = pipeline
         self._outbox = outbox
@@ -89,6 +92,7 @@ class ConsumerLoop:
         self.progress = progress
         self._max_records = max_records
         self._poll_ms = poll_ms
+        self._end_offsets = end_offsets
         self._name = pipeline.processor.name
         #: Set between batches; the rebalance listener waits for it before partitions move.
         self.idle = asyncio.Event()
@@ -223,15 +227,16 @@ class ConsumerLoop:
             return
         self._lag_at = now
         assigned = list(self.consumer.assignment())
-        if not assigned:
+        if not assigned or self._end_offsets is None:
             return
         try:
-            ends = await self.consumer.end_offsets(assigned)
+            # Not the consumer's own end_offsets(): the embedded broker's answer falls short.
+            ends = await self._end_offsets.read(assigned)
             for tp in assigned:
                 committed = await self.consumer.committed(tp)
                 lag = max(0, ends[tp] - (committed or 0))
                 self._metrics.consumer_lag.labels(tp.topic, str(tp.partition), self._name).set(lag)
-        except KafkaError as exc:
+        except (KafkaError, EndOffsetsUnconfirmedError) as exc:
             log.info("lag not measured", processor=self._name, error=str(exc))
 
 

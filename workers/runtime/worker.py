@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 from aiokafka import AIOKafkaConsumer
 
+from topics.offsets import EndOffsetReader
 from workers.runtime.context import WorkerContext
 from workers.runtime.dedup import Deduplicator
 from workers.runtime.health import HealthServer
@@ -85,14 +86,17 @@ class Worker:
         """Run until stopped (or the limits are reached); return the outcomes counted."""
         kafka = self.context.settings.kafka
         outbox = Outbox(kafka)
+        ends = EndOffsetReader(kafka)  # for the lag metric, shared by the loops
         consumers: list[Any] = []
         started: list[Processor] = []
         await outbox.start()
         try:
+            await ends.start()
+            consumers.append(ends)  # stopped with the consumers
             for processor in self.processors:
                 await processor.start()
                 started.append(processor)
-                consumers += await self._build_loops(processor, outbox)
+                consumers += await self._build_loops(processor, outbox, ends)
             if self._metrics_port is not None:
                 self.health = HealthServer(
                     self.context,
@@ -111,7 +115,9 @@ class Worker:
             await self._close(consumers, outbox, started)
         return self.progress.events
 
-    async def _build_loops(self, processor: Processor, outbox: Outbox) -> list[Any]:
+    async def _build_loops(
+        self, processor: Processor, outbox: Outbox, ends: EndOffsetReader
+    ) -> list[Any]:
         group = processor.group
         batch: BatchSettings = getattr(self.context.settings.batch, processor.name, BatchSettings())
         dedup = Deduplicator(
@@ -151,6 +157,7 @@ class Worker:
                 progress=self.progress,
                 max_records=batch.max_records,
                 poll_ms=poll_ms,
+                end_offsets=ends,
             )
             await consumer.start()
             consumers.append(consumer)
