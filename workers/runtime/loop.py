@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,8 +160,8 @@ class ConsumerLoop:
     async def _run_batch(self, records: Sequence[InboundRecord], polled_at: float) -> None:
         if not records:
             return
-        for record in records:
-            self._metrics.events_consumed.labels(record.topic, self._name).inc()
+        for topic, n in Counter(record.topic for record in records).items():
+            self._metrics.events_consumed.labels(topic, self._name).inc(n)
         self._metrics.batch_size.labels(self._name).observe(len(records))
         plan = await self.pipeline.plan(records)  # steps 2-4
         await self._outbox.send_all(plan.records)  # step 5

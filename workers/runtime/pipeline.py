@@ -22,7 +22,7 @@ from workers.runtime.dedup import Claim, Deduplicator
 from workers.runtime.handling import Verdict, failure_of, handle_batch, trace_id
 from workers.runtime.headers import Failure
 from workers.runtime.metrics import RuntimeMetrics
-from workers.runtime.processor import OutcomeKind, Processor
+from workers.runtime.processor import DedupMode, OutcomeKind, Processor, dedup_mode_of
 from workers.runtime.records import InboundRecord, OutboundRecord
 from workers.runtime.settings import RuntimeSettings
 
@@ -42,7 +42,11 @@ class Plan:
     outcomes: Counter[str] = field(default_factory=Counter)
     retries: Counter[int] = field(default_factory=Counter)
     dead_letters: Counter[str] = field(default_factory=Counter)
-    end_to_end_s: list[float] = field(default_factory=list)
+    #: When the gateway received each final event (epoch seconds); the end-to-end latency is
+    #: observed against the moment the batch's offsets commit, when the outcome is final.
+    received_s: list[float] = field(default_factory=list)
+    #: Decoded events not yet decided (between decode() and decide()).
+    decoded: list[tuple[InboundRecord, Envelope]] = field(default_factory=list)
 
     @property
     def events(self) -> int:
@@ -60,16 +64,29 @@ class Pipeline:
         settings: RuntimeSettings,
     ) -> None:
         self.processor = processor
+        self.dedup_mode = dedup_mode_of(processor)
         self._dedup = dedup
         self._metrics = metrics
         self._settings = settings
         self._tiers = processor.group.retry_tiers
         self._tier_index = {tier.topic.name: i for i, tier in enumerate(self._tiers)}
+        name = processor.name
+        self._handle_seconds = metrics.handle_seconds.labels(name)
+        self._end_to_end = metrics.end_to_end_seconds.labels(name)
+        self._duplicates = metrics.duplicates.labels(name)
 
     async def plan(self, records: Sequence[InboundRecord]) -> Plan:
         """Decode, claim, handle and route `records`. Raises DependencyUnavailableError only."""
+        plan = self.decode(records)
+        await self.decide(plan)
+        return plan
+
+    def decode(self, records: Sequence[InboundRecord]) -> Plan:
+        """Step 2, no I/O: decode and validate; dead-letter what fails; count copies of an
+        event within the batch as duplicates. The loop may run this while the previous
+        batch is still settling (its dedup markers and offsets)."""
         plan = Plan()
-        decoded: list[tuple[InboundRecord, Envelope]] = []
+        decoded = plan.decoded
         seen: set[str] = set()
         for record in records:
             try:
@@ -77,21 +94,28 @@ class Pipeline:
             except ContractError as exc:
                 self._dead_letter(plan, record, failure_of(exc))
                 continue
-            if envelope.idempotency_key in seen:
+            key = envelope.idempotency_key
+            if key in seen:
                 plan.outcomes[OutcomeKind.DUPLICATE] += 1  # a copy within this very batch
                 continue
-            seen.add(envelope.idempotency_key)
+            seen.add(key)
             decoded.append((record, envelope))
+        return plan
 
-        claims = await self._dedup.claim([envelope.idempotency_key for _, envelope in decoded])
-        claimed: list[tuple[InboundRecord, Envelope]] = []
-        for (record, envelope), claim in zip(decoded, claims, strict=True):
-            if claim is Claim.DONE:
-                plan.outcomes[OutcomeKind.DUPLICATE] += 1
-            elif claim is Claim.LEASED:
-                self._retry(plan, record, envelope, _LEASED)
-            else:
-                claimed.append((record, envelope))
+    async def decide(self, plan: Plan) -> None:
+        """Steps 3-4: dedup claim (DedupMode.RUNTIME only), handle, route; fills `plan`."""
+        claimed = plan.decoded
+        if self.dedup_mode is DedupMode.RUNTIME:
+            claims = await self._dedup.claim([envelope.idempotency_key for _, envelope in claimed])
+            claimed = []
+            for (record, envelope), claim in zip(plan.decoded, claims, strict=True):
+                if claim is Claim.DONE:
+                    plan.outcomes[OutcomeKind.DUPLICATE] += 1
+                elif claim is Claim.LEASED:
+                    self._retry(plan, record, envelope, _LEASED)
+                else:
+                    claimed.append((record, envelope))
+        plan.decoded = []
 
         started = time.perf_counter()
         verdicts = await handle_batch(
@@ -100,35 +124,43 @@ class Pipeline:
             transient_budget_s=self._settings.transient_retry_budget_s,
         )
         if claimed:
-            self._metrics.handle_seconds.labels(self.processor.name).observe(
-                time.perf_counter() - started
-            )
+            self._handle_seconds.observe(time.perf_counter() - started)
+        marks = self.dedup_mode is DedupMode.RUNTIME
         for (record, envelope), verdict in zip(claimed, verdicts, strict=True):
-            self._route(plan, record, envelope, verdict)
-        return plan
+            self._route(plan, record, envelope, verdict, marks=marks)
 
     def count(self, plan: Plan) -> None:
         """Record the plan's outcomes in the metrics; call once its offsets are committed."""
         name = self.processor.name
         for kind, n in plan.outcomes.items():
             self._metrics.outcomes.labels(name, kind).inc(n)
-        self._metrics.duplicates.labels(name).inc(plan.outcomes[OutcomeKind.DUPLICATE])
+        self._duplicates.inc(plan.outcomes[OutcomeKind.DUPLICATE])
         for tier, n in plan.retries.items():
             # The tier's label as in its topic name (`<group>.retry.10s`): 10s, 1m, 10m.
             label = self._tiers[tier].topic.name.rsplit(".", 1)[-1]
             self._metrics.retries.labels(name, label).inc(n)
         for reason, n in plan.dead_letters.items():
             self._metrics.dead_letters.labels(name, reason).inc(n)
-        for seconds in plan.end_to_end_s:
-            self._metrics.end_to_end_seconds.labels(name).observe(seconds)
+        # Every event is observed (a distribution, not a count), against one clock reading.
+        now_s = time.time()
+        observe = self._end_to_end.observe
+        for received_s in plan.received_s:
+            observe(max(0.0, now_s - received_s))
 
     def _route(
-        self, plan: Plan, record: InboundRecord, envelope: Envelope, verdict: Verdict
+        self,
+        plan: Plan,
+        record: InboundRecord,
+        envelope: Envelope,
+        verdict: Verdict,
+        *,
+        marks: bool,
     ) -> None:
         outcome = verdict.outcome
         if outcome.kind in _FINAL:
             plan.outcomes[outcome.kind] += 1
-            plan.done.append(envelope.idempotency_key)
+            if marks:
+                plan.done.append(envelope.idempotency_key)
             for output in outcome.outputs:
                 plan.records.append(
                     OutboundRecord(
@@ -139,11 +171,12 @@ class Pipeline:
                     )
                 )
             if envelope.HasField("received_at"):
-                received_s = envelope.received_at.ToNanoseconds() / 1e9
-                plan.end_to_end_s.append(max(0.0, time.time() - received_s))
+                received = envelope.received_at
+                plan.received_s.append(received.seconds + received.nanos / 1e9)
             return
         # RETRY or FAILED: release our lease so the retry (or a replay) can claim it again.
-        plan.release.append(envelope.idempotency_key)
+        if marks:
+            plan.release.append(envelope.idempotency_key)
         failure = verdict.failure or Failure(
             "RetryOutcome" if outcome.kind is OutcomeKind.RETRY else "FailedOutcome",
             outcome.reason,

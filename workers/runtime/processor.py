@@ -17,6 +17,32 @@ from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import ConsumerGroup, Topic
 
 
+class DedupMode(StrEnum):
+    """Who guards an event against being applied twice: a processor's `dedup` class attribute.
+
+    RUNTIME (the default, for a processor that declares nothing): before handle() the runtime
+    claims each event in Redis (a lease, SET NX PX), and once the outputs are acknowledged it
+    marks final events `done` (keys.py). Costs two Redis round trips per batch; it is what
+    keeps a processor whose effect lives elsewhere (MySQL, an external API) from running an
+    event twice in the common case, with its own durable guard behind it.
+
+    PROCESSOR: the processor's effect itself checks the event's dedup key and sets it to
+    `done` in the same atomic step (one Lua script, for effects that live in Redis), and it
+    reports DUPLICATE for an event whose key was already `done`, and also marks its REJECTED
+    events `done`, so a redelivery of any final event is seen and counted as a duplicate.
+    The runtime then skips both round trips. Safe because the atomic check is the guard:
+    two workers handling the same event at once (a rebalance moved the partition while the
+    old owner was still busy) both run the script, Redis runs one script at a time, the first
+    applies and sets `done`, the second finds `done` and reports DUPLICATE. What is lost is
+    only the lease's courtesy of sending such an event to a retry tier instead: the second
+    worker does the cheap check itself. Copies of one event within a batch are still counted
+    as duplicates by the runtime before handle() sees them.
+    """
+
+    RUNTIME = "runtime"
+    PROCESSOR = "processor"
+
+
 class OutcomeKind(StrEnum):
     APPLIED = "applied"
     #: Already applied before (found by the Redis marker or the MySQL unique key): skipped.
@@ -48,11 +74,14 @@ class Outcome:
 
     @classmethod
     def applied(cls, *outputs: OutputEvent) -> Outcome:
+        # Frozen, so the common case (nothing to publish) can share one instance.
+        if not outputs and cls is Outcome:
+            return _APPLIED
         return cls(OutcomeKind.APPLIED, outputs=outputs)
 
     @classmethod
     def duplicate(cls) -> Outcome:
-        return cls(OutcomeKind.DUPLICATE)
+        return _DUPLICATE if cls is Outcome else cls(OutcomeKind.DUPLICATE)
 
     @classmethod
     def rejected(cls, reason: str, *outputs: OutputEvent) -> Outcome:
@@ -67,6 +96,10 @@ class Outcome:
         return cls(OutcomeKind.FAILED, reason)
 
 
+_APPLIED = Outcome(OutcomeKind.APPLIED)
+_DUPLICATE = Outcome(OutcomeKind.DUPLICATE)
+
+
 class Processor(Protocol):
     """A small typed class per domain: rewards, leaderboards, iap, notifications."""
 
@@ -74,6 +107,8 @@ class Processor(Protocol):
     name: ClassVar[str]
     #: Recorded in dead-letter headers, so an operator knows which code refused an event.
     version: ClassVar[str]
+    # Optional, so not a protocol member: `dedup: ClassVar[DedupMode]` (see DedupMode and
+    # dedup_mode_of); a processor that declares nothing gets DedupMode.RUNTIME.
 
     @property
     def group(self) -> ConsumerGroup:
@@ -98,3 +133,9 @@ class Processor(Protocol):
         or PermanentError when the whole batch fails for that reason; otherwise return
         per-event outcomes.
         """
+
+
+def dedup_mode_of(processor: Processor) -> DedupMode:
+    """The processor's declared `dedup` class attribute, or RUNTIME when it declares none."""
+    mode = getattr(processor, "dedup", DedupMode.RUNTIME)
+    return DedupMode(mode)

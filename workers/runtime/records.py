@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 Headers = tuple[tuple[str, bytes], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class InboundRecord:
-    """One Kafka record as polled, detached from aiokafka's type."""
+class InboundRecord(NamedTuple):
+    """One Kafka record as polled, detached from aiokafka's type.
+
+    A NamedTuple rather than a frozen dataclass: one is built per polled record, and a tuple
+    is built in a third of the time (a frozen dataclass sets each field through
+    object.__setattr__). Just as immutable.
+    """
 
     topic: str
     partition: int
@@ -23,14 +27,15 @@ class InboundRecord:
     @classmethod
     def from_consumer(cls, record: Any) -> InboundRecord:
         """From an aiokafka ConsumerRecord (untyped: aiokafka ships no type hints)."""
+        raw_headers = record.headers
         return cls(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            timestamp_ms=record.timestamp,
-            key=record.key,
-            value=record.value,
-            headers=tuple((name, bytes(value)) for name, value in record.headers or ()),
+            record.topic,
+            record.partition,
+            record.offset,
+            record.timestamp,
+            record.key,
+            record.value,
+            tuple((name, bytes(value)) for name, value in raw_headers) if raw_headers else (),
         )
 
     def header(self, name: str) -> str | None:
