@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from workers.demo.players import SessionReport
+from workers.demo.season import SeasonStory
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class Observed:
     applied: dict[str, int]
     ledger_consistent: bool
     board_players: int
+    season: SeasonStory
+    prize_winners: int
 
 
 EXPECTED_REFUSALS = {400: 2, 401: 1, 403: 1, 413: 1, 422: 1}
@@ -51,5 +54,13 @@ def failed_checks(seen: Observed) -> list[str]:
         "ledger and wallets agree": seen.ledger_consistent,
         f"every player ranked on the board (got {seen.board_players} of "
         f"{len(report.players)})": seen.board_players == len(report.players),
+        "leaderboard reads through the gateway equal Redis": seen.season.http_top_matches_redis,
+        "the board rebuilt from MySQL has identical ranks": seen.season.rebuilt_identical,
+        f"the season archived every player (got {seen.season.archived})": (
+            seen.season.archived == len(report.players)
+        ),
+        f"rewards paid a prize to each archived player (got {seen.prize_winners})": (
+            seen.prize_winners == seen.season.prizes_published == seen.season.archived
+        ),
     }
     return [name for name, holds in checks.items() if not holds]

@@ -14,6 +14,7 @@ from topics.catalog import PLAYER_ACTIONS
 from workers.demo.checks import failed_checks
 from workers.demo.faults import publish_garbage, republish_first_records
 from workers.demo.players import PlayerSession
+from workers.demo.season import play_season, prize_winners
 from workers.demo.stack import DemoPrerequisiteError, Say, demo_stack
 from workers.demo.summary import render, wait_until_drained
 from workers.settings import FleetSettings
@@ -39,12 +40,16 @@ async def run_demo(settings: FleetSettings) -> int:
             await publish_garbage(kafka, PLAYER_ACTIONS, key=report.players[0].encode())
             say(f"published {republished} records twice and one garbage record below the gateway")
             drained = await wait_until_drained(stack)
+            story = await play_season(stack, session, DEMO_BOARD)
+            say(f"season end: {story.board_id} {story.period} closed, prizes announced")
+            drained = drained and await wait_until_drained(stack)
             say(
                 "workers drained: every input committed"
                 if drained
                 else "workers did NOT drain within the deadline"
             )
-            text, observed = await render(stack, report, drained, republished)
+            winners = await prize_winners(stack)
+            text, observed = await render(stack, report, drained, republished, story, winners)
             print(text, flush=True)
             failures = failed_checks(observed)
     except DemoPrerequisiteError as exc:

@@ -15,6 +15,7 @@ from topics.offsets import EndOffsetReader
 from topics.settings import KafkaSettings
 from workers.demo.checks import EXPECTED_REFUSALS, Observed, failed_checks
 from workers.demo.players import SessionReport
+from workers.demo.season import SeasonStory, season_lines
 from workers.demo.stack import DemoStack
 from workers.processors.leaderboards import reads
 from workers.processors.leaderboards.definitions import load_definitions
@@ -96,7 +97,12 @@ def outcomes(stack: DemoStack) -> dict[str, dict[str, int]]:
 
 
 async def render(
-    stack: DemoStack, report: SessionReport, drained: bool, republished: int
+    stack: DemoStack,
+    report: SessionReport,
+    drained: bool,
+    republished: int,
+    story: SeasonStory,
+    winners: int,
 ) -> tuple[str, Observed]:
     out: list[str] = ["", "=" * 78, "liveops demo: what happened", "=" * 78]
     accepted = report.statuses[202]
@@ -123,6 +129,7 @@ async def render(
         out.append(f"  {name:13} " + "  ".join(f"{k} {v}" for k, v in counts.items()))
     board_lines, board_players = await leaderboard_lines(stack)
     out += board_lines
+    out += season_lines(story, winners)
     wallet_text, consistent = await wallet_lines(stack)
     out += wallet_text
     observed = Observed(
@@ -135,6 +142,8 @@ async def render(
         applied={n: c["applied"] for n, c in table.items()},
         ledger_consistent=consistent,
         board_players=board_players,
+        season=story,
+        prize_winners=winners,
     )
     failures = failed_checks(observed)
     out.append("Checks: " + ("all passed" if not failures else f"{len(failures)} FAILED"))
