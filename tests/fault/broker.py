@@ -21,16 +21,21 @@ from topics.settings import KafkaSettings
 
 
 def fault_group(
-    name: str, *, partitions: int = 6, retry_delays_s: tuple[int, ...] = (1, 2, 3)
+    name: str,
+    *,
+    partitions: int = 6,
+    retry_delays_s: tuple[int, ...] = (1, 2, 3),
+    payloads: frozenset[str] = frozenset({"daily_login"}),
 ) -> ConsumerGroup:
-    """A consumer group of the probe processor on an input topic of this test only."""
+    """A consumer group (of whichever processor consumes it) on an input topic of this test
+    only; `payloads` as the catalog topic the processor really reads declares them."""
     source = Topic(
         name=f"{name}.events",
         partitions=partitions,
         retention_ms=DAY_MS,
         owner="fault-tests",
         description="Events of one fault test.",
-        payloads=frozenset({"daily_login"}),
+        payloads=payloads,
     )
     return ConsumerGroup(name, (source,), retry_delays_s=retry_delays_s, retry_partitions=2)
 

@@ -1,5 +1,7 @@
 """Read what the probe processor really applied, and compare it with the plan, exactly.
 
+(rewards_check.py and leaderboards_check.py do the same for the real processors.)
+
 The probe writes each applied event twice, in two stores with two different guards:
 - MySQL: a probe_effects row per idempotency key plus its processed_events row, in one
   transaction (the durable guard): a lost event is a missing row;
@@ -46,7 +48,7 @@ class StateReader:
         self.key_prefix = key_prefix
         self.processor = processor
         #: Every idempotency key of the test starts with this.
-        self.like = ids.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        self.like = like_pattern(ids)
 
     async def applied_count(self) -> int:
         """How many events have a durable effect so far: the progress of a run."""
@@ -78,7 +80,7 @@ class StateReader:
         return ProbeState(
             effects={str(key): (str(player), str(event)) for key, player, event in effects},
             durable_keys=frozenset(str(row[0]) for row in durable),
-            counts={_text(player): int(count) for player, count in raw.items()},
+            counts={text_of(player): int(count) for player, count in raw.items()},
         )
 
     async def leased_count(self) -> int:
@@ -93,7 +95,7 @@ class StateReader:
         return sum(
             1
             for value in values
-            if value is not None and _text(value).startswith(keys.LEASE_PREFIX)
+            if value is not None and text_of(value).startswith(keys.LEASE_PREFIX)
         )
 
     async def wait_applied(self, expected: int, *, timeout_s: float) -> int:
@@ -105,24 +107,42 @@ class StateReader:
                 return count
             await asyncio.sleep(0.1)
 
+    async def in_flight(self) -> int:
+        """Work a killed worker leaves behind: its leases."""
+        return await self.leased_count()
+
+    async def problems(self, plan: EventPlan, *, redis_lost: bool = False) -> list[str]:
+        """Every way the probe's effects differ from the plan (Redis counts unless lost)."""
+        return discrepancies(plan, await self.read(), check_counts=not redis_lost)
+
     def _query(self, sql: str, params: tuple[str, ...]) -> tuple[tuple[object, ...], ...]:
-        connection = pymysql.connect(
-            host=self.target.host,
-            port=self.target.port,
-            user=self.target.user,
-            password=self.target.password,
-            database=self.target.database,
-            autocommit=True,
-        )
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                return tuple(cursor.fetchall())
-        finally:
-            connection.close()
+        return query(self.target, sql, params)
 
 
-def _text(value: bytes | str) -> str:
+def like_pattern(prefix: str) -> str:
+    """A LIKE pattern matching every string that starts with `prefix`, taken literally."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def query(target: MySQLTarget, sql: str, params: tuple[str, ...]) -> tuple[tuple[object, ...], ...]:
+    """Run one read on a fresh direct connection (blocking: call it in a thread)."""
+    connection = pymysql.connect(
+        host=target.host,
+        port=target.port,
+        user=target.user,
+        password=target.password,
+        database=target.database,
+        autocommit=True,
+    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return tuple(cursor.fetchall())
+    finally:
+        connection.close()
+
+
+def text_of(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 

@@ -1,5 +1,8 @@
 """Fixtures of the fault tests: a scenario per test, on its own group, topics and key prefix.
 
+`make_scenario(kind=...)` picks the processor its workers run: the probe (default), rewards or
+leaderboards (tests/fault/kinds.py), each consuming the test's own group.
+
 Workers reach MySQL on `mysql_port` (a FaultProxy's port, to cut it) and Redis at
 `worker_redis_url` (a FaultProxy in front of it) or `redis_url` (a PrivateRedis, to flush it;
 the checker reads there too); by default they use the shared servers directly, which the
@@ -18,13 +21,11 @@ from topics.settings import KafkaSettings
 from workers.db import MySQLTarget
 
 from .broker import create_topics, fault_group
-from .checker import StateReader
+from .kinds import PROBE, KindName, prepare_kind
 from .scenario import Scenario
 from .worker import WorkerConfig
 
 SHARED_REDIS_URL = "redis://127.0.0.1:6379/0"
-#: The probe's dedup scope and the name its rows carry in processed_events.
-PROBE = "probe"
 
 MakeScenario = Callable[..., Awaitable[Scenario]]
 
@@ -50,17 +51,24 @@ async def make_scenario(
 
     async def make(
         *,
+        kind: KindName = PROBE,
         redis_url: str = SHARED_REDIS_URL,
         worker_redis_url: str | None = None,
         mysql_port: int | None = None,
         retry_delays_s: tuple[int, ...] = (1, 2, 3),
         lease_ms: int | None = None,
+        session_timeout_ms: int | None = None,
     ) -> Scenario:
-        group = fault_group(unique_name, retry_delays_s=retry_delays_s)
+        prepared = prepare_kind(
+            kind, target=mysql_target, redis_url=redis_url, unique=unique_name, work_dir=tmp_path
+        )
+        group = fault_group(unique_name, retry_delays_s=retry_delays_s, payloads=prepared.payloads)
         await create_topics(kafka_settings, group)
-        options = ("--retry-delays-s", *map(str, retry_delays_s))
+        options = ("--processor", kind, "--retry-delays-s", *map(str, retry_delays_s))
         if lease_ms is not None:
             options += ("--lease-ms", str(lease_ms))
+        if session_timeout_ms is not None:
+            options += ("--session-timeout-ms", str(session_timeout_ms))
         config = WorkerConfig(
             group=unique_name,
             bootstrap_servers=kafka_settings.bootstrap_servers,
@@ -69,11 +77,9 @@ async def make_scenario(
             key_prefix=unique_name,
             log_dir=tmp_path,
             options=options,
+            env=prepared.env,
         )
-        reader = StateReader(
-            mysql_target, redis_url, key_prefix=unique_name, processor=PROBE, ids=unique_name
-        )
-        scenario = Scenario(group, kafka_settings, reader, config)
+        scenario = Scenario(group, kafka_settings, prepared, config)
         made.append(scenario)
         return scenario
 

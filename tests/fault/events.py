@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -32,6 +33,9 @@ MARKER_HEADER = "fault-test-marker"
 #: How far behind its original a client-retry copy may land, in records.
 RETRY_COPY_WINDOW = 300
 SEND_CHUNK = 500
+
+#: Fills an envelope's payload, drawing what it needs from the plan's seeded generator.
+PayloadFiller = Callable[[random.Random, Envelope], None]
 
 
 class GarbageKind(StrEnum):
@@ -71,6 +75,9 @@ class EventPlan:
     event_ids: dict[str, set[str]] = field(default_factory=dict)
     #: marker -> kind, for every garbage record that must land in the dead letters.
     garbage: dict[str, GarbageKind] = field(default_factory=dict)
+    #: idempotency key -> the original envelope (every copy carries the same payload), from
+    #: which a checker computes the effects the event must have.
+    sources: dict[str, Envelope] = field(default_factory=dict)
 
     @property
     def expected_counts(self) -> Counter[str]:
@@ -90,30 +97,38 @@ def build_plan(
     copies: tuple[int, ...] = (1,),
     garbage_every: int = 0,
     seed: int = 7,
+    payload: PayloadFiller | None = None,
 ) -> EventPlan:
     """`events` distinct events for `players` players, each delivered `rng.choice(copies)` times.
 
     Every id starts with `prefix` (the test's unique name), so state in the shared MySQL and
     the broker is this test's alone. With garbage_every=N, one record in N is garbage, cycling
-    through the GarbageKind values.
+    through the GarbageKind values. `payload` fills each event (default: a daily login, what
+    the probe counts); event i was received at the gateway i seconds after the first.
     """
     rng = random.Random(seed)
     plan = EventPlan()
     placed: list[tuple[float, int, Record]] = []
+    first_received = now_utc() - timedelta(seconds=events)
     for index in range(events):
         player_id = f"{prefix}-p{rng.randrange(players):03d}"
         idempotency_key = f"{prefix}-k{index:06d}"
-        envelope = _envelope(player_id, idempotency_key)
+        envelope = _envelope(player_id, idempotency_key, first_received, index)
+        (payload or fill_daily_login)(rng, envelope)
         plan.expected[idempotency_key] = player_id
         plan.event_ids[idempotency_key] = {envelope.event_id}
+        plan.sources[idempotency_key] = envelope
         placed.append((float(index), len(placed), _record(envelope)))
         for _ in range(rng.choice(copies) - 1):
             if rng.random() < 0.5:
                 # A producer retry: the very same record, right behind the original.
                 copy, position = envelope, index + 0.5 * rng.random()
             else:
-                # A client retry: a new event id, the same idempotency key, somewhat later.
-                copy = _envelope(player_id, idempotency_key)
+                # A client retry: a new event id, the same idempotency key and action,
+                # somewhat later.
+                copy = Envelope()
+                copy.CopyFrom(envelope)
+                copy.event_id = new_event_id()
                 plan.event_ids[idempotency_key].add(copy.event_id)
                 position = index + rng.uniform(1, RETRY_COPY_WINDOW)
             placed.append((position, len(placed), _record(copy)))
@@ -141,7 +156,8 @@ def _garbage(kind: GarbageKind, marker: str) -> Record:
     headers = ((MARKER_HEADER, marker.encode()),)
     if kind is GarbageKind.UNDECODABLE:
         return Record(marker.encode(), _UNDECODABLE, headers)
-    envelope = _envelope(marker, marker)
+    envelope = _envelope(marker, marker, now_utc(), 0)
+    fill_daily_login(random.Random(0), envelope)
     if kind is GarbageKind.NO_PLAYER_ID:
         envelope.ClearField("player_id")
     else:
@@ -149,16 +165,22 @@ def _garbage(kind: GarbageKind, marker: str) -> Record:
     return Record(marker.encode(), encode(envelope), headers)
 
 
-def _envelope(player_id: str, idempotency_key: str) -> Envelope:
+def fill_daily_login(rng: random.Random, envelope: Envelope) -> None:
+    """The probe's payload: any payload would do, it counts events, not what they say."""
+    envelope.daily_login.streak_days = 1
+    envelope.daily_login.local_date = envelope.received_at.ToDatetime().date().isoformat()
+
+
+def _envelope(
+    player_id: str, idempotency_key: str, first_received: datetime, index: int
+) -> Envelope:
     envelope = Envelope(
         event_id=new_event_id(), idempotency_key=idempotency_key, player_id=player_id
     )
-    now = Timestamp()
-    now.FromDatetime(now_utc())
-    envelope.occurred_at.CopyFrom(now)
-    envelope.received_at.CopyFrom(now)
-    envelope.daily_login.streak_days = 1
-    envelope.daily_login.local_date = "2026-11-25"
+    at = Timestamp()
+    at.FromDatetime(first_received + timedelta(seconds=index))
+    envelope.occurred_at.CopyFrom(at)
+    envelope.received_at.CopyFrom(at)
     return envelope
 
 

@@ -1,7 +1,8 @@
 """One fault test's world: its group and topics, its workers, its slice of MySQL and Redis.
 
-    scenario = await make_scenario()            # fixture: topics created, nothing running
-    ends = await scenario.preload(plan)          # the whole plan on the input topic
+    scenario = await make_scenario(kind="rewards")  # fixture: topics created, nothing running
+    plan = scenario.build_plan(events=2000)      # events the scenario's processor understands
+    ends = await scenario.preload(plan.records)  # the whole plan on the input topic
     worker = scenario.start_worker("a")          # a real process
     await scenario.wait_progress(len(plan.expected) // 3)
     worker.kill(); scenario.start_worker("b")
@@ -23,8 +24,8 @@ from topics.catalog import ConsumerGroup, Topic
 from topics.settings import KafkaSettings
 
 from .broker import ConsumedRecord, committed_offsets, lag, read_all, wait_until_committed
-from .checker import ProbeState, StateReader, discrepancies
-from .events import EventPlan, Record, produce
+from .events import EventPlan, Record, build_plan, produce
+from .kinds import EffectReader, PreparedKind
 from .worker import WorkerConfig, WorkerProcess
 
 SETTLE_TIMEOUT_S = 60.0
@@ -38,7 +39,7 @@ class FaultTestError(AssertionError):
 class Scenario:
     group: ConsumerGroup
     kafka: KafkaSettings
-    reader: StateReader
+    kind: PreparedKind
     config: WorkerConfig
     workers: list[WorkerProcess] = field(default_factory=list)
     #: End offset per input partition of everything preloaded (from the producer's acks).
@@ -47,6 +48,22 @@ class Scenario:
     @property
     def source(self) -> Topic:
         return self.group.inputs[0]
+
+    @property
+    def reader(self) -> EffectReader:
+        return self.kind.reader
+
+    def build_plan(
+        self, *, events: int, copies: tuple[int, ...] = (1,), garbage_every: int = 0
+    ) -> EventPlan:
+        """A plan of `events` events of the scenario's processor, ids under the test's name."""
+        return build_plan(
+            self.config.group,
+            events=events,
+            copies=copies,
+            garbage_every=garbage_every,
+            payload=self.kind.fill,
+        )
 
     def start_worker(self, name: str) -> WorkerProcess:
         worker = WorkerProcess(self.config, name).start()
@@ -61,9 +78,11 @@ class Scenario:
 
     async def wait_progress(self, applied: int, *, timeout_s: float = 60.0) -> int:
         """Wait until at least `applied` events have a durable effect; fails if they do not."""
-        reached = await self.reader.wait_applied(applied, timeout_s=timeout_s)
-        if reached < applied:
-            self.fail(f"only {reached} of {applied} events applied within {timeout_s} s")
+        deadline = time.monotonic() + timeout_s
+        while (reached := await self.reader.applied_count()) < applied:
+            if time.monotonic() > deadline:
+                self.fail(f"only {reached} of {applied} events applied within {timeout_s} s")
+            await asyncio.sleep(0.1)
         return reached
 
     async def settle(
@@ -71,10 +90,11 @@ class Scenario:
         plan: EventPlan,
         ends: dict[TopicPartition, int],
         *,
-        check_counts: bool = True,
+        redis_lost: bool = False,
         timeout_s: float = SETTLE_TIMEOUT_S,
-    ) -> ProbeState:
-        """Wait for the run to end, then require the exact expected state.
+    ) -> None:
+        """Wait for the run to end, then require the exact expected state (what Redis held
+        is not required when `redis_lost`: the test flushed it).
 
         1. poll the effects until they match the plan (a wrong state never becomes right by
            itself: lost events stay lost and doubled counts stay doubled), or the deadline;
@@ -83,7 +103,7 @@ class Scenario:
         4. read once more: no late double may have slipped in after step 1.
         """
         deadline = time.monotonic() + timeout_s
-        problems = await self._poll_exact(plan, check_counts, deadline)
+        problems = await self._poll_exact(plan, redis_lost, deadline)
         if problems:
             self.fail("final state differs from the plan:\n" + "\n".join(problems))
         left = await wait_until_committed(
@@ -92,11 +112,9 @@ class Scenario:
         if left:
             self.fail(f"{left} input records never committed by {self.group.name}")
         await self._wait_retries_committed(deadline)
-        state = await self.reader.read()
-        problems = discrepancies(plan, state, check_counts=check_counts)
+        problems = await self.reader.problems(plan, redis_lost=redis_lost)
         if problems:
             self.fail("state changed after it was exact:\n" + "\n".join(problems))
-        return state
 
     async def dead_letters(self, expected: int, *, timeout_s: float = 20.0) -> list[ConsumedRecord]:
         return await read_all(
@@ -111,9 +129,9 @@ class Scenario:
         for worker in self.workers:
             worker.stop()
 
-    async def _poll_exact(self, plan: EventPlan, check_counts: bool, deadline: float) -> list[str]:
+    async def _poll_exact(self, plan: EventPlan, redis_lost: bool, deadline: float) -> list[str]:
         while True:
-            problems = discrepancies(plan, await self.reader.read(), check_counts=check_counts)
+            problems = await self.reader.problems(plan, redis_lost=redis_lost)
             if not problems or time.monotonic() > deadline:
                 return problems
             await asyncio.sleep(0.25)

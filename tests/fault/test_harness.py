@@ -11,8 +11,15 @@ from schemas.codec import decode, validate
 from schemas.errors import ContractError
 
 from .checker import ProbeState, discrepancies
-from .events import MARKER_HEADER, GarbageKind, build_plan
+from .events import MARKER_HEADER, EventPlan, GarbageKind, build_plan
+from .leaderboards_check import (
+    PERIOD,
+    FaultBoards,
+    journal_discrepancies,
+    score_discrepancies,
+)
 from .redis_server import PrivateRedis
+from .rewards_check import Asset, RewardsState, expected_grants, fill_action, ledger_discrepancies
 
 
 def test_plan_delivers_each_event_two_or_three_times() -> None:
@@ -83,3 +90,67 @@ def test_private_redis_flushes_only_itself() -> None:
         server.flush_all()
         assert server.key_count() == 0
         assert server.port != 6379
+
+
+def test_rewards_checker_reports_lost_rows_and_doubled_wallets() -> None:
+    plan = build_plan("t-rw", events=40, players=3, payload=fill_action)
+    exact = _rewards_state(plan)
+    assert ledger_discrepancies(plan, exact) == []
+
+    granted = sorted(key for key, source in plan.sources.items() if expected_grants(source))
+    lost, doubled = granted[0], granted[1]
+    lost_rows = {row: v for row, v in exact.ledger.items() if row[0] != lost}
+    wallets = dict(exact.wallets)
+    for asset, amount in expected_grants(plan.sources[doubled]).items():
+        wallets[(plan.sources[doubled].player_id, asset)] += amount
+    broken = RewardsState(lost_rows, exact.durable_keys - {lost}, wallets, refusals=0)
+
+    problems = "\n".join(ledger_discrepancies(plan, broken))
+    assert "ledger rows lost" in problems
+    assert "processed_events holds" in problems
+    assert "(doubled)" in problems
+
+
+def test_leaderboards_checker_sums_accepted_submissions_only() -> None:
+    boards = FaultBoards(tag="ftest")
+    plan = build_plan("t-lb", events=400, players=5, payload=boards.filler())
+    accepted = boards.accepted(plan)
+    refused = set(plan.sources) - set(accepted)
+    assert refused, "the plan sends out-of-range scores too"
+
+    expected = boards.expected_scores(plan)
+    sums = expected[boards.sum_board]
+    assert sum(sums.values()) == sum(
+        s.score_submitted.score
+        for s in accepted.values()
+        if s.score_submitted.leaderboard_id == boards.sum_board
+    )
+    assert score_discrepancies(expected, expected, "redis board") == []
+    player = sorted(sums)[0]
+    doubled = {**expected, boards.sum_board: {**sums, player: sums[player] + 1}}
+    assert player in "\n".join(score_discrepancies(expected, doubled, "redis board"))
+
+    journal = {
+        key: (
+            s.score_submitted.leaderboard_id,
+            PERIOD,
+            s.player_id,
+            s.score_submitted.score,
+            next(iter(plan.event_ids[key])),
+        )
+        for key, s in accepted.items()
+    }
+    assert journal_discrepancies(plan, boards, journal) == []
+    extra = {**journal, sorted(refused)[0]: journal[sorted(journal)[0]]}
+    assert "not accepted" in "\n".join(journal_discrepancies(plan, boards, extra))
+
+
+def _rewards_state(plan: EventPlan) -> RewardsState:
+    """The state a correct run of the rewards processor leaves, built from the plan."""
+    ledger: dict[tuple[str, Asset], tuple[str, int, str]] = {}
+    wallets: Counter[tuple[str, Asset]] = Counter()
+    for key, source in plan.sources.items():
+        for asset, amount in expected_grants(source).items():
+            ledger[(key, asset)] = (source.player_id, amount, source.event_id)
+            wallets[(source.player_id, asset)] += amount
+    return RewardsState(ledger, frozenset(plan.expected), dict(wallets), refusals=0)
