@@ -4,12 +4,14 @@ Per batch, in this order; each step starts only once the one before it is durabl
 1. Poll: `getmany(max_records, timeout_ms=linger_ms)`; auto commit off, earliest offset reset.
 2. Decode and validate each record; a ContractError is dead-lettered at once with the reason.
 3. Dedup claim in Redis, one round trip: DONE -> duplicate (skipped), LEASED by another
-   worker -> first retry tier, CLAIMED -> handle.
+   worker -> first retry tier, CLAIMED -> handle. A processor guarded by itself
+   (DedupMode.PROCESSOR, processor.py) skips it: its atomic check reports the repeats.
 4. processor.handle(claimed events) -> one outcome per event (TransientError retried in
    process, then retry tier; PermanentError or a crash bisected down to the guilty events).
 5. Publish outputs, retry records and dead letters; await every broker ack.
-6. Mark done in Redis (one round trip): applied, duplicate and rejected events; release the
-   leases of retried and dead-lettered ones, so a retry or a dlq replay runs them again.
+6. Mark done in Redis (one round trip; DedupMode.RUNTIME only): applied, duplicate and
+   rejected events; release the leases of retried and dead-lettered ones, so a retry or a
+   dlq replay runs them again.
 7. Commit the next offset of every partition in the batch; count the outcomes.
 DependencyUnavailableError at any step: seek back to the batch start, report not ready, back
 off (capped, jittered) and poll again; nothing is committed, nothing goes to retry topics.

@@ -2,9 +2,15 @@
 
 Per batch, in this order:
 1. Check each submission in memory: a known board, open at `received_at`, score in range;
-   refusals become REJECTED outcomes with a ScoreRejected output and a metric.
+   refusals become REJECTED outcomes with a ScoreRejected output and a metric (unless the
+   script of step 2 finds the event done before: then DUPLICATE).
 2. Apply the rest in ONE Lua call (scoring.py): dedup marker, closed period, rate limit,
-   operator, ranks before and after, journal entry; atomic per submission.
+   operator, ranks before and after, journal entry; atomic per submission. The same call
+   checks and sets the markers of the events refused in step 1. Every final event's marker
+   is set by this call, so the processor guards itself (DedupMode.PROCESSOR): the runtime
+   skips its Redis claim and marks, two round trips per batch. Two workers with the same
+   event (a rebalance) both run the script; Redis runs one at a time; the second finds
+   `done` and reports DUPLICATE.
 3. Turn rank movements into LeaderboardRankChanged outputs (entered a top-N threshold, reached
    first, overtaken from first), with ids derived from the source event.
 4. Record the applied submissions in MySQL (journal.py: from the script's answer, then their
@@ -45,7 +51,7 @@ from workers.processors.leaderboards.scoring import (
     Submission,
 )
 from workers.processors.leaderboards.settings import LeaderboardSettings
-from workers.runtime.processor import Outcome, OutcomeKind, OutputEvent
+from workers.runtime.processor import DedupMode, Outcome, OutcomeKind, OutputEvent
 
 Reason = events.RejectionReason
 _REASONS = {
@@ -68,6 +74,8 @@ class LeaderboardsProcessor:
     name: ClassVar[str] = "leaderboards"
     version: ClassVar[str] = "1"
     group: ClassVar[ConsumerGroup] = LEADERBOARDS_GROUP
+    #: The scoring script checks and sets every final event's dedup marker (step 2).
+    dedup: ClassVar[DedupMode] = DedupMode.PROCESSOR
 
     def __init__(
         self,
@@ -148,18 +156,30 @@ class LeaderboardsProcessor:
     async def handle(self, batch: Sequence[Envelope]) -> Sequence[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(batch)
         accepted: list[tuple[int, Submission]] = []
+        refused: list[tuple[int, Outcome]] = []
         for index, envelope in enumerate(batch):
             checked = self.submission_of(envelope)
-            if isinstance(checked, Outcome):
-                outcomes[index] = checked
-            else:
+            if isinstance(checked, Submission):
                 accepted.append((index, checked))
-        results = await self._script.apply([sub for _, sub in accepted])
+            elif checked.kind is OutcomeKind.REJECTED:
+                refused.append((index, checked))  # final once the script sets its marker
+            else:
+                outcomes[index] = checked
+        results = await self._script.apply(
+            [sub for _, sub in accepted],
+            refused=[batch[index].idempotency_key for index, _ in refused],
+        )
         applied: list[tuple[Submission, ScoreResult]] = []
-        for (index, sub), result in zip(accepted, results, strict=True):
+        for (index, sub), result in zip(accepted, results[: len(accepted)], strict=True):
             outcomes[index] = self._outcome(batch[index], sub, result)
             if result.status is ScoreStatus.APPLIED:
                 applied.append((sub, result))
+        for (index, refusal), result in zip(refused, results[len(accepted) :], strict=True):
+            if result.status is ScoreStatus.DUPLICATE:
+                outcomes[index] = Outcome.duplicate()
+            else:
+                self._count_rejection(batch[index], refusal)
+                outcomes[index] = refusal
         await self._journal.copy(applied)
         final = [outcome for outcome in outcomes if outcome is not None]
         if self._settings.close_lazily:
@@ -186,7 +206,6 @@ class LeaderboardsProcessor:
         if board is None:
             return self._reject(
                 envelope,
-                "unknown",
                 "",
                 submitted.score,
                 Reason.SCORE_REJECTION_REASON_UNKNOWN_LEADERBOARD,
@@ -195,7 +214,6 @@ class LeaderboardsProcessor:
         if not board.is_open_at(received_at):
             return self._reject(
                 envelope,
-                board.id,
                 period.key,
                 submitted.score,
                 Reason.SCORE_REJECTION_REASON_CLOSED,
@@ -203,7 +221,6 @@ class LeaderboardsProcessor:
         if not board.min_score <= submitted.score <= board.max_score:
             return self._reject(
                 envelope,
-                board.id,
                 period.key,
                 submitted.score,
                 Reason.SCORE_REJECTION_REASON_OUT_OF_RANGE,
@@ -225,16 +242,20 @@ class LeaderboardsProcessor:
             known = self._periods[board.id] = period_at(board, instant)
         return known
 
+    def _count_rejection(self, envelope: Envelope, outcome: Outcome) -> None:
+        """The rejections metric, once the refusal is final (not a redelivered one)."""
+        board_id = envelope.score_submitted.leaderboard_id
+        label = board_id if self._definitions.get(board_id) is not None else "unknown"
+        self._rejections.labels(label, outcome.reason).inc()
+
     def _reject(
         self,
         envelope: Envelope,
-        board_label: str,
         period: str,
         score: int,
         reason: events.RejectionReason,
     ) -> Outcome:
         name = Reason.Name(reason).removeprefix("SCORE_REJECTION_REASON_").lower()
-        self._rejections.labels(board_label, name).inc()
         output = events.score_rejected(
             envelope,
             at=self._event_time(envelope),
@@ -254,9 +275,9 @@ class LeaderboardsProcessor:
         if result.status is ScoreStatus.DUPLICATE:
             return Outcome.duplicate()
         if result.status is not ScoreStatus.APPLIED:
-            return self._reject(
-                envelope, sub.board.id, sub.period.key, sub.score, _REASONS[result.status]
-            )
+            rejected = self._reject(envelope, sub.period.key, sub.score, _REASONS[result.status])
+            self._count_rejection(envelope, rejected)
+            return rejected
         return Outcome.applied(*self._rank_events(envelope, sub, result))
 
     def _rank_events(

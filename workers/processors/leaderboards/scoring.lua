@@ -12,7 +12,9 @@
 --   rank_order    "rev" (higher is better, ZREVRANK) or "fwd" (lower is better, ZRANK)
 --   board id, period
 -- then 6 values per submission: spec number (1-based), value (the score; for "add" the signed
--- delta), tie_break (from encoding.py), player, idempotency key, event id.
+-- delta), tie_break (from encoding.py), player, idempotency key, event id. Spec number 0 marks
+-- an event the processor refused before scoring (unknown board, score out of range...): only
+-- its dedup marker is checked and set, so its redelivery is a duplicate, not a new refusal.
 -- KEYS[1] the journal stream; KEYS[2 + 3*(s-1)] .. +2: spec s's sorted set, submissions hash
 -- and closed marker; KEYS[1 + 3*S + i]: submission i's dedup marker.
 -- Returns one JSON array with, per submission, {status} or, when applied, {status, old_rank,
@@ -23,8 +25,10 @@
 -- leader is who was first before this submission ("" if none or the submitter), leader_rank
 -- and leader_value its rank and sort value after it. Sort values travel as strings (exact to
 -- 2**53; cjson would round numbers to 14 digits). Status: applied, duplicate, closed,
--- rate_limited, out_of_range. Only "applied" changes anything: it sets the dedup marker to
--- done, counts the submission and appends it to the journal, all in this same atomic call.
+-- rate_limited, out_of_range, refused (spec 0). Every status but duplicate is final and sets
+-- the dedup marker to done (the processor guards itself: DedupMode.PROCESSOR); only
+-- "applied" changes anything else: it counts the submission and appends it to the journal,
+-- all in this same atomic call.
 local ttl, done, nspecs = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local spec_width, sub_width = 8, 6
 local first_sub = 3 + nspecs * spec_width
@@ -67,6 +71,8 @@ for i = 1, (#ARGV - first_sub) / sub_width do
   local status = 'applied'
   if redis.call('GET', dedup) == done then
     status = 'duplicate'
+  elseif s == 0 then
+    status = 'refused'
   elseif closed_spec[s] then
     status = 'closed'
   elseif max_subs > 0 and (tonumber(redis.call('HGET', subs, player)) or 0) >= max_subs then
@@ -82,6 +88,7 @@ for i = 1, (#ARGV - first_sub) / sub_width do
     end
   end
   if status ~= 'applied' then
+    if status ~= 'duplicate' then redis.call('SET', dedup, done, 'EX', ttl) end
     results[i] = {status}
   else
     local sort_value = raw * multiplier + tie_break

@@ -6,6 +6,10 @@ mid-batch leaves every submission either fully applied (marker `done`) or untouc
 Operators: best -> ZADD GT (higher is better) or LT (lower is better); latest -> plain ZADD;
 increment/decrement -> read, add the signed delta, ZADD with the new tie-break (the time the
 player reached the new total), refusing totals the sort value cannot hold.
+Every final decision (applied, or refused for any reason, including events the processor
+refused before scoring) sets the event's dedup marker in the same call, and a marker already
+`done` makes the event a duplicate: the processor guards itself (DedupMode.PROCESSOR), so
+the runtime skips its own claim and marks.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ class ScoreStatus(StrEnum):
     CLOSED = "closed"
     RATE_LIMITED = "rate_limited"
     OUT_OF_RANGE = "out_of_range"
+    #: Refused before scoring by the processor; its dedup marker is now set.
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +103,9 @@ class ScoringScript:
         self._ttl_s = dedup_ttl_s
         self._script = client.register_script(_SCRIPT)
 
-    def _keys_and_args(self, batch: Sequence[Submission]) -> tuple[list[str], list[Any]]:
+    def _keys_and_args(
+        self, batch: Sequence[Submission], refused: Sequence[str] = ()
+    ) -> tuple[list[str], list[Any]]:
         specs: dict[tuple[str, str], int] = {}
         spec_keys: list[str] = []
         spec_args: list[Any] = []
@@ -133,14 +141,21 @@ class ScoringScript:
                 sub.idempotency_key,
                 sub.event_id,
             ]
+        for idempotency_key in refused:  # spec 0: only the dedup marker is checked and set
+            sub_keys.append(keys.dedup_key(self._prefix, idempotency_key))
+            sub_args += [0, 0, 0, "", idempotency_key, ""]
         script_keys = [keys.journal_key(self._prefix), *spec_keys, *sub_keys]
         return script_keys, [self._ttl_s, DONE, len(specs), *spec_args, *sub_args]
 
-    async def apply(self, batch: Sequence[Submission]) -> list[ScoreResult]:
-        """One result per submission, in order. DependencyUnavailableError if Redis is down."""
-        if not batch:
+    async def apply(
+        self, batch: Sequence[Submission], refused: Sequence[str] = ()
+    ) -> list[ScoreResult]:
+        """One result per submission, in order, then one per `refused` idempotency key (events
+        refused before scoring: DUPLICATE if their marker was already done, else REFUSED, and
+        the marker is set). DependencyUnavailableError if Redis is down."""
+        if not batch and not refused:
             return []
-        script_keys, args = self._keys_and_args(batch)
+        script_keys, args = self._keys_and_args(batch, refused)
         try:
             raw = await self._script(keys=script_keys, args=args)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
