@@ -23,6 +23,15 @@ from typing import Any
 
 
 def peak_rss_mb() -> float:
+    """This process's own peak RSS: VmHWM, not getrusage's ru_maxrss, which Linux carries
+    across exec (every child reported at least the harness's RSS at fork time)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 

@@ -79,11 +79,18 @@ def measure(
     events: int,
     rounds: int,
     timeout_s: float = 600.0,
+    variants: Sequence[ChildSpec] = (),
+    variants_key: str = "variants",
 ) -> dict[str, Any]:
-    """Interleave subject and references `rounds` times; medians, ratios, one dict."""
-    results: dict[str, list[dict[str, Any]]] = {s.label: [] for s in (subject, *references)}
+    """Interleave subject, variants and references `rounds` times; medians, ratios, one dict.
+
+    `variants` are other configurations of the subject, measured in the same rounds on the same
+    topic; each is reported under `line[variants_key][label]` with its own ratios.
+    """
+    everyone = (subject, *variants, *references)
+    results: dict[str, list[dict[str, Any]]] = {s.label: [] for s in everyone}
     for _ in range(rounds):
-        for spec in (subject, *references):
+        for spec in everyone:
             results[spec.label].append(run_child(spec, bootstrap, topic, events, timeout_s))
     mine = results[subject.label]
     line: dict[str, Any] = {
@@ -104,6 +111,21 @@ def measure(
             "peak_rss_mb": median_of(results[spec.label], "peak_rss_mb"),
         }
         line["ratios"][f"vs_{spec.label}"] = round(line["throughput_eps"] / eps, 3) if eps else None
+    if variants:
+        line[variants_key] = {}
+    for spec in variants:
+        eps = median_of(results[spec.label], "throughput_eps")
+        line[variants_key][spec.label] = {
+            "throughput_eps": eps,
+            "p50_ms": median_of(results[spec.label], "p50_ms"),
+            "p99_ms": median_of(results[spec.label], "p99_ms"),
+            "ratios": {
+                f"vs_{ref}": round(eps / ref_eps["throughput_eps"], 3)
+                if ref_eps["throughput_eps"]
+                else None
+                for ref, ref_eps in line["references"].items()
+            },
+        }
     extras = {k for r in mine for k in r} - {"throughput_eps", "p50_ms", "p99_ms", "peak_rss_mb"}
     for key in sorted(extras):
         if all(isinstance(r.get(key), int | float) for r in mine):

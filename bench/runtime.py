@@ -6,6 +6,11 @@ interleaved over several rounds, each in its own child process:
   the runtime's own: poll, decode and validate, one Redis round trip to claim the batch, the
   handle call, one Redis round trip to mark it done, the offset commit, metrics. Latency
   p50/p99 is per event, from the moment its batch was polled to the commit of its offsets.
+  Throughput runs from the first batch's poll to the last batch's commit.
+- `by_dedup_mode`: the subject's figures again under `runtime` (DedupMode.RUNTIME, the
+  default), next to `processor`: the same null processor declaring DedupMode.PROCESSOR,
+  measured in the same rounds, so the runtime skips both Redis round trips; what a processor
+  that guards itself (leaderboards) pays the runtime. Each with throughput, p50/p99, ratios.
 - `raw`: aiokafka getmany with nothing done (the ceiling of any Python consumer);
 - `quix_empty`, `faust_empty`: empty pipelines of the two stream frameworks.
 Ratios compare throughputs. The run prints one JSON line.
@@ -35,7 +40,7 @@ from topics.devbroker import EmbeddedBroker, free_port
 from topics.settings import KafkaSettings
 from workers.db import MySQLTarget, create_pool
 from workers.runtime.context import WorkerContext
-from workers.runtime.processor import Outcome
+from workers.runtime.processor import DedupMode, Outcome
 from workers.runtime.settings import RuntimeSettings
 from workers.runtime.worker import RunLimits, Worker
 from workers.settings import FleetSettings, RedisSettings
@@ -50,6 +55,7 @@ class NullProcessor:
 
     name: ClassVar[str] = "bench-null"
     version: ClassVar[str] = "1"
+    dedup: ClassVar[DedupMode] = DedupMode.RUNTIME
 
     def __init__(self, group: ConsumerGroup) -> None:
         self.group = group
@@ -67,12 +73,21 @@ class NullProcessor:
         return [Outcome.applied() for _ in batch]
 
 
+class SelfGuardedNullProcessor(NullProcessor):
+    """The null processor declaring that it guards itself: the runtime without Redis dedup
+    (it checks nothing itself: a measurement of the runtime, not a processor to copy)."""
+
+    dedup: ClassVar[DedupMode] = DedupMode.PROCESSOR
+
+
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Entry point of `python -m bench.child runtime` (one child process)."""
     options = argparse.ArgumentParser()
     options.add_argument("--redis-url", default=DEFAULT_REDIS)
     options.add_argument("--mysql-dsn", default=DEFAULT_MYSQL)
+    options.add_argument("--dedup", choices=[m.value for m in DedupMode], default="runtime")
     options.parse_args(args.rest, namespace=args)
+    null = SelfGuardedNullProcessor if args.dedup == DedupMode.PROCESSOR else NullProcessor
     source = Topic(args.topic, 6, DAY_MS, "bench", "Preloaded benchmark events.")
     group = ConsumerGroup(f"bench-runtime-{uuid.uuid4().hex[:8]}", (source,), retry_delays_s=())
     settings = FleetSettings(
@@ -84,7 +99,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     pool: aiomysql.Pool = await create_pool(MySQLTarget.from_dsn(args.mysql_dsn), maxsize=1)
     try:
         context = WorkerContext(settings, redis, pool, CollectorRegistry())
-        worker = Worker(context, [NullProcessor(group)], runtime=_BENCH_RUNTIME)
+        worker = Worker(context, [null(group)], runtime=_BENCH_RUNTIME)
         worker.progress.batch_log = []
         await worker.run(RunLimits(max_events=args.events, idle_s=30))
     finally:
@@ -125,9 +140,10 @@ def run(
     try:
         topic = Topic(f"bench.runtime.{uuid.uuid4().hex[:8]}", 6, DAY_MS, "bench", "Bench input.")
         asyncio.run(preload(KafkaSettings(bootstrap_servers=bootstrap), topic, events))
-        return harness.measure(
+        stores = ("--redis-url", redis_url, "--mysql-dsn", mysql_dsn)
+        line = harness.measure(
             "runtime",
-            ChildSpec("runtime", "runtime", ("--redis-url", redis_url, "--mysql-dsn", mysql_dsn)),
+            ChildSpec("runtime", "runtime", (*stores, "--dedup", "runtime")),
             [
                 ChildSpec("raw", "raw"),
                 ChildSpec("quix_empty", "quix_empty"),
@@ -137,7 +153,18 @@ def run(
             topic=topic.name,
             events=events,
             rounds=rounds,
+            variants=[ChildSpec("processor", "runtime", (*stores, "--dedup", "processor"))],
+            variants_key="by_dedup_mode",
         )
+        # Both dedup modes side by side: the subject (Redis claim and marks) and the variant.
+        modes = line["by_dedup_mode"]
+        modes["runtime"] = {
+            "throughput_eps": line["throughput_eps"],
+            "p50_ms": line["p50_ms"],
+            "p99_ms": line["p99_ms"],
+            "ratios": dict(line["ratios"]),
+        }
+        return line
     finally:
         if broker is not None:
             broker.stop()
