@@ -22,9 +22,10 @@
 -- when absent or not looked up (a best score not beaten changes no rank, so none is read);
 -- sort_value is the player's value after the submission; journal_id is the stream id of the
 -- submission's journal entry;
--- leader is who was first before this submission ("" if none or the submitter), leader_rank
--- and leader_value its rank and sort value after it. Sort values travel as strings (exact to
--- 2**53; cjson would round numbers to 14 digits). Status: applied, duplicate, closed,
+-- leader is who was first before this submission when the submitter took first place ("" if
+-- none, or the submitter was first already, or did not become first: no event needs it then),
+-- leader_rank and leader_value its rank and sort value after it. Sort values travel as
+-- strings (exact to 2**53; cjson would round numbers to 14 digits). Status: applied, duplicate, closed,
 -- rate_limited, out_of_range, refused (spec 0). Every status but duplicate is final and sets
 -- the dedup marker to done (the processor guards itself: DedupMode.PROCESSOR); only
 -- "applied" changes anything else: it counts the submission and appends it to the journal,
@@ -42,11 +43,11 @@ local function rank_of(order, key, member)
   return r
 end
 
-local function leader_of(order, key)
-  local top
-  if order == 'rev' then top = redis.call('ZREVRANGE', key, 0, 0)
-  else top = redis.call('ZRANGE', key, 0, 0) end
-  return top[1] or ''
+local function member_at(order, key, rank)
+  local found
+  if order == 'rev' then found = redis.call('ZREVRANGE', key, rank, rank)
+  else found = redis.call('ZRANGE', key, rank, rank) end
+  return found[1] or ''
 end
 
 local function fmt(x) return string.format('%.17g', x) end
@@ -98,8 +99,6 @@ for i = 1, (#ARGV - first_sub) / sub_width do
     local stored = fmt(current or 0)
     if changed then
       if current then old_rank = rank_of(order, board, player) end
-      leader = leader_of(order, board)
-      if leader == player then leader = '' end
       if op == 'gt' or op == 'lt' then
         redis.call('ZADD', board, string.upper(op), fmt(sort_value), player)
       else
@@ -107,9 +106,14 @@ for i = 1, (#ARGV - first_sub) / sub_width do
       end
       stored = fmt(sort_value)
       new_rank = rank_of(order, board, player)
-      if leader ~= '' then
-        leader_rank = rank_of(order, board, leader)
-        leader_value = redis.call('ZSCORE', board, leader)
+      -- Only this player moved: if they are first now and were not, whoever was first is
+      -- second now. Otherwise no rank event needs the leader, so none is looked up.
+      if new_rank == 0 and old_rank ~= 0 then
+        leader = member_at(order, board, 1)
+        if leader ~= '' then
+          leader_rank = 1
+          leader_value = redis.call('ZSCORE', board, leader)
+        end
       end
       touched[s] = true
     end

@@ -71,8 +71,9 @@ class ScoreResult:
     old_rank: int | None = None
     new_rank: int | None = None
     sort_value: int | None = None
-    #: Who was first before this submission, and their rank after it (None if it is the
-    #: submitting player or the board was empty).
+    #: Who was first before this submission, and their rank after it, when the submitter took
+    #: first place (None if they were first already, the board was empty, or they did not
+    #: become first: only OVERTAKEN_FROM_FIRST needs it, so the script looks it up only then).
     leader_before: str | None = None
     leader_rank_after: int | None = None
     leader_sort_value: int | None = None
