@@ -12,7 +12,6 @@ The probe writes each applied event twice, in two stores with two different guar
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -97,15 +96,6 @@ class StateReader:
             for value in values
             if value is not None and text_of(value).startswith(keys.LEASE_PREFIX)
         )
-
-    async def wait_applied(self, expected: int, *, timeout_s: float) -> int:
-        """Poll until `expected` effects are durable (or the deadline); the count reached."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            count = await self.applied_count()
-            if count >= expected or time.monotonic() > deadline:
-                return count
-            await asyncio.sleep(0.1)
 
     async def in_flight(self) -> int:
         """Work a killed worker leaves behind: its leases."""

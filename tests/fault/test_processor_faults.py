@@ -82,9 +82,12 @@ async def test_worker_killed_mid_run_then_restarted_loses_and_doubles_nothing(
     make_scenario: MakeScenario, kind: KindName
 ) -> None:
     with FaultProxy("127.0.0.1", 3306) as mysql_link:
-        # The dead worker's leases (12 s) outlive its session (6 s), so the restarted worker
-        # finds some events still leased and sends them through the retry tiers (2 + 4 + 8 s,
-        # longer than the leases) until it may apply them.
+        # The dead worker's leases (12 s) outlive its session (6 s). rewards: the restarted
+        # worker finds events of the killed batch still leased and sends them through the
+        # retry tiers (2 + 4 + 8 s, longer than the leases) until it may grant them.
+        # leaderboards: the killed batch was already scored in Redis (its markers `done`) but
+        # not yet journaled in MySQL: the restarted worker sees duplicates, and must copy the
+        # journal the dead one left in Redis.
         scenario = await make_scenario(
             kind=kind,
             mysql_port=mysql_link.port,

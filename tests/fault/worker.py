@@ -1,9 +1,9 @@
 """A real worker in a real process: started, probed over HTTP, killed or stopped, restarted.
 
-Each WorkerProcess runs `python -m tests.fault.launch` (the probe processor on the test's
-group) with its settings in LIVEOPS_* variables, exactly as a deployment would pass them, and
-its own /metrics, /healthz and /readyz port. Its stderr (JSON logs) goes to a file shown when
-a test fails.
+Each WorkerProcess runs `python -m tests.fault.launch` (the probe, rewards or leaderboards
+processor, as its options say, on the test's group) with its settings in LIVEOPS_* variables,
+exactly as a deployment would pass them, and its own /metrics, /healthz and /readyz port. Its
+stderr (JSON logs) goes to a file shown when a test fails.
 """
 
 from __future__ import annotations
