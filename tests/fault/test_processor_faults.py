@@ -44,18 +44,6 @@ class RebuildMismatchError(AssertionError):
     """Boards rebuilt from MySQL differ from the scores the plan implies."""
 
 
-#: Known gap, for the leaderboards owner: after Redis lost the boards while a worker kept
-#: scoring, the journal's sort values (the board's state after each submission) were computed
-#: on the emptied board, and `rebuild_board` (each player's last sort value) cannot restore the
-#: scores (the journal itself is exact). Strict: the test fails loudly once rebuild is fixed,
-#: and any other failure of the test (journal, dead letters) still fails it.
-REBUILD_AFTER_FLUSH_GAP = pytest.mark.xfail(
-    raises=RebuildMismatchError,
-    strict=True,
-    reason="rebuild_board trusts journaled sort values computed on the flushed board",
-)
-
-
 @each_processor
 async def test_every_event_delivered_two_or_three_times_is_applied_once(
     make_scenario: MakeScenario, kind: KindName
@@ -119,9 +107,7 @@ async def test_worker_killed_mid_run_then_restarted_loses_and_doubles_nothing(
         await audit(scenario, plan)
 
 
-@pytest.mark.parametrize(
-    "kind", [REWARDS, pytest.param(LEADERBOARDS, marks=REBUILD_AFTER_FLUSH_GAP)]
-)
+@pytest.mark.parametrize("kind", [REWARDS, LEADERBOARDS])
 async def test_redis_flushed_mid_run_mysql_stays_exact(
     make_scenario: MakeScenario, kind: KindName
 ) -> None:

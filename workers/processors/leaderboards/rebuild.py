@@ -1,8 +1,9 @@
 """Rebuild a board's sorted set (and its rate-limit counters) from MySQL after Redis lost it.
 
-Every accepted submission is in `leaderboard_submissions` with the player's sort value right
-after it; each player's last row (in application order) is therefore exactly the sort value
-Redis held, tie-break included. The rebuild fills scratch keys and swaps them in with RENAME,
+Every accepted submission is in `leaderboard_submissions`; replaying them in application order
+with the board's operator gives each player's standing and tie-break second (store.final_entries),
+even when Redis lost the board mid-run and later submissions were applied to an emptied board.
+The rebuild fills scratch keys and swaps them in with RENAME,
 so readers see the old board or the new one, never a half-filled one.
 
 Stop the leaderboards workers (or at least make sure no submission to this board is applied)
@@ -48,7 +49,7 @@ async def rebuild_board(
     scratch_subs = f"{scratch}:subs"
     await client.delete(scratch, scratch_subs)
     players = 0
-    async for chunk in final_entries(pool, board.id, period.key):
+    async for chunk in final_entries(pool, board, period.key):
         pipe = client.pipeline(transaction=False)
         pipe.zadd(scratch, {entry.player_id: entry.sort_value for entry in chunk})
         if board.max_submissions_per_period:

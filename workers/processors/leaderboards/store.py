@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 import aiomysql
 
+from workers.processors.leaderboards.definitions import LeaderboardDefinition
+
 
 @dataclass(frozen=True, slots=True)
 class SubmissionRecord:
@@ -79,31 +81,78 @@ async def record_submissions(pool: aiomysql.Pool, records: Sequence[SubmissionRe
 
 
 async def final_entries(
-    pool: aiomysql.Pool, leaderboard_id: str, period: str, *, chunk: int = 5000
+    pool: aiomysql.Pool, board: LeaderboardDefinition, period: str, *, chunk: int = 5000
 ) -> AsyncIterator[list[FinalEntry]]:
-    """Each player's last sort value in the period (in application order), in chunks.
+    """Each player's standing in the period, replayed from every accepted submission, in chunks.
 
-    Streams with a server-side cursor, so a board with millions of players is never held in
-    memory at once.
+    The standing is recomputed from what was submitted, with the board's operator, rather
+    than copied from the sort value recorded after the last submission: if Redis lost the board
+    in the middle of a run, the values recorded afterwards were computed on the emptied board
+    and are wrong, while the submissions themselves are not. `increment`/`decrement` sum the
+    deltas and take the last submission's second, `latest` takes the last submission, `best`
+    the best sort value (score, then the earlier second) any submission reached. Streams with a
+    server-side cursor, one player at a time, so a board with millions of players is never
+    held in memory at once.
     """
     async with pool.acquire() as conn, conn.cursor(aiomysql.SSCursor) as cursor:
         await cursor.execute(
-            """
-            SELECT player_id, sort_value, submissions FROM (
-                SELECT player_id, sort_value,
-                       ROW_NUMBER() OVER (
-                           PARTITION BY player_id ORDER BY journal_ms DESC, journal_seq DESC
-                       ) AS newest,
-                       COUNT(*) OVER (PARTITION BY player_id) AS submissions
-                FROM leaderboard_submissions
-                WHERE leaderboard_id = %s AND period = %s
-            ) AS latest WHERE newest = 1
-            """,
-            (leaderboard_id, period),
+            "SELECT player_id, submitted, sort_value FROM leaderboard_submissions "
+            "WHERE leaderboard_id = %s AND period = %s "
+            "ORDER BY player_id, journal_ms, journal_seq",
+            (board.id, period),
         )
+        entries: list[FinalEntry] = []
+        standing = _Standing(board)
         while rows := await cursor.fetchmany(chunk):
-            yield [FinalEntry(str(p), int(v), int(n)) for p, v, n in rows]
+            for player_id, submitted, sort_value in rows:
+                if str(player_id) != standing.player_id and standing.submissions:
+                    entries.append(standing.entry())
+                    standing = _Standing(board)
+                standing.add(str(player_id), int(submitted), int(sort_value))
+            if len(entries) >= chunk:
+                yield entries
+                entries = []
+        if standing.submissions:
+            entries.append(standing.entry())
+        if entries:
+            yield entries
         await conn.commit()
+
+
+class _Standing:
+    """One player's standing replayed submission by submission with the board's operator."""
+
+    def __init__(self, board: LeaderboardDefinition) -> None:
+        self._board = board
+        self.player_id = ""
+        self.submissions = 0
+        self._total = 0
+        self._sort_value = 0
+
+    def add(self, player_id: str, submitted: int, recorded_sort_value: int) -> None:
+        # When a submission changed the board, the sort value recorded after it carries its own
+        # second; when it did not, that value belongs to a better submission, and the candidate
+        # built from it can never beat the standing that submission set.
+        codec = self._board.codec
+        _, elapsed_s = codec.decode(recorded_sort_value)
+        first = self.submissions == 0
+        self.player_id = player_id
+        self.submissions += 1
+        operator = self._board.operator
+        if operator in ("increment", "decrement"):
+            self._total = submitted + (0 if first else self._total)
+            self._sort_value = codec.encode(self._total, elapsed_s)
+            return
+        candidate = codec.encode(submitted, elapsed_s)
+        if operator == "latest" or first:
+            self._sort_value = candidate
+        elif self._board.better == "higher":
+            self._sort_value = max(self._sort_value, candidate)
+        else:
+            self._sort_value = min(self._sort_value, candidate)
+
+    def entry(self) -> FinalEntry:
+        return FinalEntry(self.player_id, self._sort_value, self.submissions)
 
 
 async def count_submissions(pool: aiomysql.Pool, leaderboard_id: str, period: str) -> int:
