@@ -7,7 +7,9 @@ Dedup markers live at `{prefix}:dedup:{processor}:{idempotency_key}` and hold ei
 Rule for processors whose effects live in Redis (leaderboards): their Lua script must take the
 dedup key built here, skip the effect when it already holds `done`, and set it to `done` with
 the dedup TTL in the same script as the effect, so effect and marker are atomic. The runtime's
-later "mark done" then finds `done` already there, which is harmless.
+later "mark done" then finds `done` already there, which is harmless. A processor that does
+this for every final event (rejections too) may declare DedupMode.PROCESSOR (processor.py):
+the runtime then writes no lease and no marker for it, and its script is the only guard.
 """
 
 from __future__ import annotations
