@@ -97,11 +97,15 @@ class DeadLetterReader:
             tp = self._partitions[state.partition]
             self._consumer.assign([tp])
             self._consumer.seek(tp, max(state.replayed_up_to, state.beginning))
+            end = state.end
             while len(records) < max_records:
                 polled = await self._consumer.getmany(tp, timeout_ms=_POLL_MS)
+                # The high watermark of this very fetch: if the end read before was short,
+                # dead letters past it are still replayed, not left behind.
+                end = max(end, self._consumer.highwater(tp) or 0)
                 batch = [InboundRecord.from_consumer(r) for r in polled.get(tp, [])]
-                records += [r for r in batch if r.offset < state.end][: max_records - len(records)]
-                if not batch or batch[-1].offset + 1 >= state.end:
+                records += [r for r in batch if r.offset < end][: max_records - len(records)]
+                if not batch or batch[-1].offset + 1 >= end:
                     break
         return records
 
