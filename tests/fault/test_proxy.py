@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -116,9 +117,10 @@ async def test_unreachable_target_closes_the_client() -> None:
             data = await asyncio.wait_for(reader.read(10), 10)
         except ConnectionResetError:
             data = b""
-        assert data == b""
+        assert data == b""  # the proxy closed (or reset) the client's connection
         writer.close()
-        with pytest.raises(ConnectionError):
+        # Whether closing our side then reports the reset depends on timing: both are fine.
+        with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
 
 
