@@ -38,7 +38,7 @@ from workers.streams.velocity_job import INPUTS, JOB, changelog_topic_name
 pytestmark = pytest.mark.integration
 
 THRESHOLD = 20
-DRAIN_TIMEOUT_S = 40.0
+DRAIN_TIMEOUT_S = 75.0  # generous: faust on a loaded 2-core machine can take long to rejoin
 EXIT_TIMEOUT_S = 20.0
 GARBAGE = b"\xff\x00not an envelope"
 
@@ -96,7 +96,7 @@ def processes() -> Iterator[list[VelocityProcess]]:
         process.stop()
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(200)
 async def test_burst_is_flagged_once_across_a_restart_and_a_trickle_never(
     kafka_settings: KafkaSettings,
     unique_name: str,
@@ -160,7 +160,7 @@ async def test_burst_is_flagged_once_across_a_restart_and_a_trickle_never(
     assert [flag.event_id for flag in flags] == [flag_event_id(bursty, window)], second.log_tail()
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(200)
 async def test_a_crash_before_the_commit_counts_and_flags_nothing_twice(
     kafka_settings: KafkaSettings,
     unique_name: str,
