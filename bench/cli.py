@@ -53,9 +53,16 @@ def bench_leaderboards(
     events: int = EventsOption,
     rounds: int = RoundsOption,
     bootstrap: str | None = BootstrapOption,
+    scale_size: list[int] = typer.Option(  # noqa: B008 - typer declares options this way
+        [10_000, 10_000_000], help="Board sizes for the scale part (repeat the option)."
+    ),
+    no_scale: bool = typer.Option(False, "--no-scale", help="Skip the board-size scale part."),
 ) -> None:
     """Scoring on the runtime vs empty pipelines and one Redis round trip per event; board scale."""
-    _emit(leaderboards.run, ctx, events=events, rounds=rounds, bootstrap=bootstrap)
+    sizes = () if no_scale else tuple(scale_size)
+    _emit(
+        leaderboards.run, ctx, events=events, rounds=rounds, bootstrap=bootstrap, scale_sizes=sizes
+    )
 
 
 @bench_app.command("rewards")
@@ -64,6 +71,9 @@ def bench_rewards(
     events: int = EventsOption,
     rounds: int = RoundsOption,
     bootstrap: str | None = BootstrapOption,
+    max_records: int = typer.Option(500, min=1, help="Events per batch (and per transaction)."),
 ) -> None:
     """Rewards on the runtime vs batched MySQL inserts (ceiling) and one transaction per event."""
-    _emit(rewards.run, ctx, events=events, rounds=rounds, bootstrap=bootstrap)
+    _emit(
+        rewards.run, ctx, events=events, rounds=rounds, bootstrap=bootstrap, max_records=max_records
+    )

@@ -8,17 +8,23 @@ one JSON line. Never used by tests to time anything.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from schemas.errors import LiveopsError
+from topics.catalog import DAY_MS, Topic
+from topics.devbroker import EmbeddedBroker, free_port
+from topics.settings import KafkaSettings
 
 
 class BenchError(LiveopsError):
@@ -32,6 +38,32 @@ class ChildSpec:
     label: str
     kind: str
     extra_args: tuple[str, ...] = ()
+
+
+#: Puts `events` realistic envelopes on a topic (each bench module has its own).
+Preload = Callable[[KafkaSettings, Topic, int], Coroutine[Any, Any, None]]
+
+
+@contextlib.contextmanager
+def preloaded_topic(
+    bootstrap: str | None, bench: str, events: int, preload: Preload
+) -> Iterator[tuple[str, str]]:
+    """(bootstrap, topic name) of a fresh topic holding `events` envelopes.
+
+    On the broker named, or on a private embedded broker started for the run and stopped after.
+    """
+    broker = None
+    if bootstrap is None:
+        broker = EmbeddedBroker(port=free_port())
+        broker.start()
+        bootstrap = broker.bootstrap_servers
+    try:
+        topic = Topic(f"bench.{bench}.{uuid.uuid4().hex[:8]}", 6, DAY_MS, "bench", "Bench input.")
+        asyncio.run(preload(KafkaSettings(bootstrap_servers=bootstrap), topic, events))
+        yield bootstrap, topic.name
+    finally:
+        if broker is not None:
+            broker.stop()
 
 
 def run_child(

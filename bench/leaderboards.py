@@ -17,14 +17,13 @@ own child process:
 Then, once, `scale`: scoring and rank queries against boards preloaded with 10 thousand and
 10 million players (`--scale-sizes`), to show how the cost grows with the board (O(log N)).
 
-`python -m bench.leaderboards --events 20000 --rounds 3` prints the JSON line.
+`liveops bench leaderboards --events 20000 --rounds 3` prints the JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import time
@@ -46,7 +45,6 @@ from schemas.codec import decode, encode
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.admin import apply_plan
 from topics.catalog import DAY_MS, LEADERBOARD_RANKS, ConsumerGroup, Topic
-from topics.devbroker import EmbeddedBroker, free_port
 from topics.settings import KafkaSettings
 from workers.db import MySQLTarget, create_pool
 from workers.processors.leaderboards import keys, reads
@@ -378,14 +376,7 @@ def run(
     scale_sizes: Sequence[int] = (10_000, 10_000_000),
 ) -> dict[str, Any]:
     """Preload, measure subject and references, then the board-size scale; one dict."""
-    broker = None
-    if bootstrap is None:
-        broker = EmbeddedBroker(port=free_port())
-        broker.start()
-        bootstrap = broker.bootstrap_servers
-    try:
-        topic = Topic(f"bench.lb.{uuid.uuid4().hex[:8]}", 6, DAY_MS, "bench", "Bench input.")
-        asyncio.run(preload(KafkaSettings(bootstrap_servers=bootstrap), topic, events))
+    with harness.preloaded_topic(bootstrap, "lb", events, preload) as (bootstrap, topic):
         extra = ("--mysql-dsn", mysql_dsn, "--redis-url", redis_url)
         line = harness.measure(
             "leaderboards",
@@ -396,7 +387,7 @@ def run(
                 ChildSpec("naive", "leaderboards", ("--mode", "naive", *extra)),
             ],
             bootstrap=bootstrap,
-            topic=topic.name,
+            topic=topic,
             events=events,
             rounds=rounds,
         )
@@ -405,38 +396,5 @@ def run(
             scale = ChildSpec(
                 "scale", "leaderboards", ("--mode", "scale", *extra, "--scale-sizes", *sizes)
             )
-            line["scale"] = harness.run_child(scale, bootstrap, topic.name, events, 3600.0)
+            line["scale"] = harness.run_child(scale, bootstrap, topic, events, 3600.0)
         return line
-    finally:
-        if broker is not None:
-            broker.stop()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Benchmark the leaderboards processor.")
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--bootstrap", default=None, help="Default: a private embedded broker.")
-    parser.add_argument("--mysql-dsn", default=DEFAULT_MYSQL)
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
-    parser.add_argument(
-        "--scale-sizes",
-        type=int,
-        nargs="*",
-        default=[10_000, 10_000_000],
-        help="Board sizes for the scale part; none to skip it.",
-    )
-    args = parser.parse_args()
-    line = run(
-        args.events,
-        args.rounds,
-        bootstrap=args.bootstrap,
-        mysql_dsn=args.mysql_dsn,
-        redis_url=args.redis_url,
-        scale_sizes=args.scale_sizes,
-    )
-    print(json.dumps(line))
-
-
-if __name__ == "__main__":
-    main()

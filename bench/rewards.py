@@ -13,14 +13,13 @@ fresh database:
 - `naive`: one transaction per event (ledger row, wallet upsert, commit): the floor.
 Ratios `vs_ceiling` and `vs_naive` compare throughputs; the target is vs_ceiling >= 0.5.
 
-`python -m bench.rewards --events 20000 --rounds 3` prints the JSON line.
+`liveops bench rewards --events 20000 --rounds 3` prints the JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import statistics
 import time
@@ -42,7 +41,6 @@ from schemas.liveops.v1 import actions_pb2, purchases_pb2
 from schemas.liveops.v1.envelope_pb2 import ClientInfo, Envelope, Platform
 from topics.admin import apply_plan
 from topics.catalog import DAY_MS, REWARDS_GRANTED, ConsumerGroup, Topic
-from topics.devbroker import EmbeddedBroker, free_port
 from topics.settings import KafkaSettings
 from workers.db import MySQLTarget, create_pool, migrate
 from workers.processors.rewards.ledger import insert_rows
@@ -258,14 +256,7 @@ def run(
     max_records: int = BATCH_SIZE,
 ) -> dict[str, Any]:
     """Preload, measure subject and references, return the JSON line's dict."""
-    broker = None
-    if bootstrap is None:
-        broker = EmbeddedBroker(port=free_port())
-        broker.start()
-        bootstrap = broker.bootstrap_servers
-    try:
-        topic = Topic(f"bench.rewards.{uuid.uuid4().hex[:8]}", 6, DAY_MS, "bench", "Bench input.")
-        asyncio.run(preload(KafkaSettings(bootstrap_servers=bootstrap), topic, events))
+    with harness.preloaded_topic(bootstrap, "rewards", events, preload) as (bootstrap, topic):
         extra = (
             *("--mysql-dsn", mysql_dsn, "--redis-url", redis_url),
             *("--max-records", str(max_records)),
@@ -278,36 +269,7 @@ def run(
                 ChildSpec("naive", "rewards", ("--mode", "naive", *extra)),
             ],
             bootstrap=bootstrap,
-            topic=topic.name,
+            topic=topic,
             events=events,
             rounds=rounds,
         )
-    finally:
-        if broker is not None:
-            broker.stop()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Benchmark the rewards processor.")
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--bootstrap", default=None, help="Default: a private embedded broker.")
-    parser.add_argument("--mysql-dsn", default=DEFAULT_MYSQL)
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
-    parser.add_argument(
-        "--max-records", type=int, default=BATCH_SIZE, help="Events per batch (and per txn)."
-    )
-    args = parser.parse_args()
-    line = run(
-        args.events,
-        args.rounds,
-        bootstrap=args.bootstrap,
-        mysql_dsn=args.mysql_dsn,
-        redis_url=args.redis_url,
-        max_records=args.max_records,
-    )
-    print(json.dumps(line))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""`python -m bench.runtime`: what the worker runtime costs per event, against bare consumers.
+"""`liveops bench runtime`: what the worker runtime costs per event, against bare consumers.
 
 One run (see bench/harness.py): preload a topic with realistic envelopes, then measure,
 interleaved over several rounds, each in its own child process:
@@ -19,8 +19,6 @@ Ratios compare throughputs. The run prints one JSON line.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import statistics
 import uuid
 from collections.abc import Sequence
@@ -36,7 +34,6 @@ from bench.harness import ChildSpec
 from bench.rewards import preload
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import DAY_MS, ConsumerGroup, Topic
-from topics.devbroker import EmbeddedBroker, free_port
 from topics.settings import KafkaSettings
 from workers.db import MySQLTarget, create_pool
 from workers.runtime.context import WorkerContext
@@ -132,14 +129,7 @@ def run(
     mysql_dsn: str = DEFAULT_MYSQL,
 ) -> dict[str, Any]:
     """Preload, measure subject and references, return the JSON line's dict."""
-    broker = None
-    if bootstrap is None:
-        broker = EmbeddedBroker(port=free_port())
-        broker.start()
-        bootstrap = broker.bootstrap_servers
-    try:
-        topic = Topic(f"bench.runtime.{uuid.uuid4().hex[:8]}", 6, DAY_MS, "bench", "Bench input.")
-        asyncio.run(preload(KafkaSettings(bootstrap_servers=bootstrap), topic, events))
+    with harness.preloaded_topic(bootstrap, "runtime", events, preload) as (bootstrap, topic):
         stores = ("--redis-url", redis_url, "--mysql-dsn", mysql_dsn)
         line = harness.measure(
             "runtime",
@@ -150,7 +140,7 @@ def run(
                 ChildSpec("faust_empty", "faust_empty"),
             ],
             bootstrap=bootstrap,
-            topic=topic.name,
+            topic=topic,
             events=events,
             rounds=rounds,
             variants=[ChildSpec("processor", "runtime", (*stores, "--dedup", "processor"))],
@@ -165,28 +155,3 @@ def run(
             "ratios": dict(line["ratios"]),
         }
         return line
-    finally:
-        if broker is not None:
-            broker.stop()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Benchmark the worker runtime.")
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--bootstrap", default=None, help="Default: a private embedded broker.")
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
-    parser.add_argument("--mysql-dsn", default=DEFAULT_MYSQL)
-    args = parser.parse_args()
-    line = run(
-        args.events,
-        args.rounds,
-        bootstrap=args.bootstrap,
-        redis_url=args.redis_url,
-        mysql_dsn=args.mysql_dsn,
-    )
-    print(json.dumps(line))
-
-
-if __name__ == "__main__":
-    main()
