@@ -56,7 +56,7 @@ from workers.processors.leaderboards.scoring import ScoringScript, Submission
 from workers.processors.leaderboards.settings import LeaderboardSettings
 from workers.runtime.context import WorkerContext
 from workers.runtime.processor import Outcome
-from workers.runtime.settings import RuntimeSettings
+from workers.runtime.settings import WEEK_S, RuntimeSettings
 from workers.runtime.worker import RunLimits, Worker
 from workers.settings import FleetSettings, MySQLSettings, RedisSettings
 
@@ -215,7 +215,7 @@ async def measure_naive(args: argparse.Namespace, target: MySQLTarget) -> dict[s
     checker = LeaderboardsProcessor(
         redis=redis, mysql=pool, definitions=definitions(), key_prefix=prefix, settings=_SETTINGS
     )
-    script = ScoringScript(redis, prefix=prefix, dedup_ttl_s=_SETTINGS.dedup_ttl_s)
+    script = ScoringScript(redis, prefix=prefix, dedup_ttl_s=WEEK_S)
     consumer = AIOKafkaConsumer(
         args.topic,
         bootstrap_servers=args.bootstrap,

@@ -25,6 +25,8 @@ from workers.processors.leaderboards.reads import read_top
 from workers.processors.leaderboards.store import count_submissions
 from workers.processors.registry import factories_for
 from workers.runtime.context import WorkerContext
+from workers.runtime.keys import dedup_key
+from workers.runtime.processor import OutcomeKind
 from workers.runtime.settings import RuntimeSettings
 from workers.runtime.worker import RunLimits, Worker
 from workers.settings import FleetSettings, RedisSettings
@@ -134,3 +136,26 @@ async def test_the_registered_factory_builds_a_ready_processor(
         assert await processor.ready()
     finally:
         await processor.stop()
+
+
+async def test_the_registered_processor_keeps_dedup_markers_for_the_runtime_ttl(
+    mysql_pool: aiomysql.Pool, redis_client: aioredis.Redis, unique_name: str
+) -> None:
+    # Given a fleet whose runtime keeps dedup markers for 1234 s (LIVEOPS_RUNTIME__DEDUP_TTL_S),
+    (factory,) = factories_for("leaderboards").values()
+    settings = FleetSettings(
+        redis=RedisSettings(key_prefix=unique_name), runtime=RuntimeSettings(dedup_ttl_s=1234)
+    )
+    processor = factory(WorkerContext(settings, redis_client, mysql_pool, CollectorRegistry()))
+    await processor.start()
+    try:
+        # When the registered leaderboards processor scores one submission,
+        event = submission("arena-weekly", f"{unique_name}-p", 500, datetime.now(UTC))
+        (outcome,) = await processor.handle([event])
+    finally:
+        await processor.stop()
+
+    # Then the marker its script set lives as long as the runtime's setting says.
+    assert outcome.kind == OutcomeKind.APPLIED
+    ttl_s = await redis_client.ttl(dedup_key(unique_name, "leaderboards", event.idempotency_key))
+    assert 1200 < ttl_s <= 1234

@@ -10,9 +10,8 @@ from workers.settings import FleetSettings
 
 
 def leaderboard_settings(fleet: FleetSettings) -> LeaderboardSettings:
-    """The fleet's `leaderboards` section once FleetSettings has one; the defaults until then."""
-    section = getattr(fleet, "leaderboards", None)
-    return section if isinstance(section, LeaderboardSettings) else LeaderboardSettings()
+    """The fleet's `leaderboards` section (LIVEOPS_LEADERBOARDS__*)."""
+    return fleet.leaderboards
 
 
 def build_leaderboards_processor(ctx: WorkerContext) -> LeaderboardsProcessor:
@@ -24,5 +23,6 @@ def build_leaderboards_processor(ctx: WorkerContext) -> LeaderboardsProcessor:
         definitions=load_definitions(settings.definitions_path),
         key_prefix=ctx.key_prefix,
         settings=settings,
+        dedup_ttl_s=ctx.settings.runtime.dedup_ttl_s,
         metrics=ctx.metrics,
     )

@@ -52,6 +52,7 @@ from workers.processors.leaderboards.scoring import (
 )
 from workers.processors.leaderboards.settings import LeaderboardSettings
 from workers.runtime.processor import DedupMode, Outcome, OutcomeKind, OutputEvent
+from workers.runtime.settings import WEEK_S
 
 Reason = events.RejectionReason
 _REASONS = {
@@ -85,6 +86,7 @@ class LeaderboardsProcessor:
         definitions: Definitions,
         key_prefix: str,
         settings: LeaderboardSettings | None = None,
+        dedup_ttl_s: int = WEEK_S,
         metrics: CollectorRegistry | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
@@ -94,9 +96,9 @@ class LeaderboardsProcessor:
         self._prefix = key_prefix
         self._settings = settings or LeaderboardSettings()
         self._clock = clock
-        self._script = ScoringScript(
-            redis, prefix=key_prefix, dedup_ttl_s=self._settings.dedup_ttl_s
-        )
+        # The runtime's dedup TTL (LIVEOPS_RUNTIME__DEDUP_TTL_S): the script sets the very
+        # markers the runtime would, so one setting governs them all.
+        self._script = ScoringScript(redis, prefix=key_prefix, dedup_ttl_s=dedup_ttl_s)
         self._journal = JournalCopier(
             redis,
             mysql,

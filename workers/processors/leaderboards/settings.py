@@ -1,8 +1,8 @@
 """Knobs of the leaderboards processor and its reads.
 
-FleetSettings has no `leaderboards` section yet: the factory (processor.build_processor) uses
-`settings.leaderboards` when FleetSettings gains one and these defaults until then; tests and
-the CLI pass their own. Frozen, so one value holds for the life of a worker.
+The `leaderboards` section of FleetSettings (LIVEOPS_LEADERBOARDS__*); tests pass their own.
+The dedup markers' TTL is not here: the scoring script sets the runtime's markers, so it uses
+LIVEOPS_RUNTIME__DEDUP_TTL_S. Frozen, so one value holds for the life of a worker.
 """
 
 from __future__ import annotations
@@ -11,16 +11,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workers.runtime.settings import WEEK_S
-
 
 class LeaderboardSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     #: The definitions file; None loads the boards.toml shipped in this package.
     definitions_path: Path | None = None
-    #: How long the `done` marker set by the scoring script is kept (the runtime's dedup TTL).
-    dedup_ttl_s: int = Field(default=WEEK_S, gt=0)
     #: Close (archive) a finished period this long after its end, so that submissions received
     #: before the reset but still queued are counted; 0 closes at the first batch after it.
     close_grace_s: int = Field(default=300, ge=0)
