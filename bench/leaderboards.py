@@ -40,7 +40,7 @@ from prometheus_client import CollectorRegistry
 from bench import harness
 from bench.child import result
 from bench.harness import ChildSpec
-from bench.rewards import drop_database, fresh_database
+from bench.rewards import scratch_database
 from schemas.codec import decode, encode
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.admin import apply_plan
@@ -357,13 +357,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     options.parse_args(args.rest, namespace=args)
     if args.mode == "scale":
         return await measure_scale(args)
-    target = await asyncio.to_thread(fresh_database, args.mysql_dsn)
-    try:
+    async with scratch_database(args.mysql_dsn) as target:
         if args.mode == "subject":
             return await measure_subject(args, target)
         return await measure_naive(args, target)
-    finally:
-        await asyncio.to_thread(drop_database, target)
 
 
 def run(

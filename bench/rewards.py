@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import statistics
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import aiomysql
@@ -125,6 +126,16 @@ def fresh_database(root_dsn: str) -> MySQLTarget:
     target = MySQLTarget(root.host, root.port, root.user, root.password, name)
     migrate(target)
     return target
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(root_dsn: str) -> AsyncIterator[MySQLTarget]:
+    """A fresh migrated database for one measurement, dropped after it."""
+    target = await asyncio.to_thread(fresh_database, root_dsn)
+    try:
+        yield target
+    finally:
+        await asyncio.to_thread(drop_database, target)
 
 
 def drop_database(target: MySQLTarget) -> None:
@@ -237,13 +248,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     options.add_argument("--redis-url", default=DEFAULT_REDIS)
     options.add_argument("--max-records", type=int, default=BATCH_SIZE)
     options.parse_args(args.rest, namespace=args)
-    target = await asyncio.to_thread(fresh_database, args.mysql_dsn)
-    try:
+    async with scratch_database(args.mysql_dsn) as target:
         if args.mode == "subject":
             return await measure_subject(args, target)
         return await measure_mysql_only(args, target)
-    finally:
-        await asyncio.to_thread(drop_database, target)
 
 
 def run(
