@@ -20,7 +20,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from topics.catalog import ConsumerGroup
 from workers.logs import configure_logging
@@ -92,7 +92,7 @@ async def run(settings: FleetSettings, args: argparse.Namespace) -> int:
         retry_delays_s=tuple(args.retry_delays_s),
         payloads=PAYLOADS[args.processor],
     )
-    liveness: dict[str, int] = {}
+    liveness: dict[str, Any] = {}  # RuntimeSettings fields
     if args.session_timeout_ms is not None:
         liveness = {
             "session_timeout_ms": args.session_timeout_ms,

@@ -8,15 +8,23 @@ Per batch, in this order; each step starts only once the one before it is durabl
    (DedupMode.PROCESSOR, processor.py) skips it: its atomic check reports the repeats.
 4. processor.handle(claimed events) -> one outcome per event (TransientError retried in
    process, then retry tier; PermanentError or a crash bisected down to the guilty events).
-5. Publish outputs, retry records and dead letters; await every broker ack.
-6. Mark done in Redis (one round trip; DedupMode.RUNTIME only): applied, duplicate and
+Then the batch settles (steps 5-8, `_settle`):
+5. processor.before_commit(), when it has one: the rest of its effects made durable.
+6. Publish outputs, retry records and dead letters; await every broker ack.
+7. Mark done in Redis (one round trip; DedupMode.RUNTIME only): applied, duplicate and
    rejected events; release the leases of retried and dead-lettered ones, so a retry or a
    dlq replay runs them again.
-7. Commit the next offset of every partition in the batch; count the outcomes.
-DependencyUnavailableError at any step: seek back to the batch start, report not ready, back
-off (capped, jittered) and poll again; nothing is committed, nothing goes to retry topics.
-Order is kept per partition (records are keyed by player id). The retry loop (retry.py) is
-this loop with due-time selection in front of step 2.
+8. Commit the next offset of every partition in the batch; count the outcomes.
+Pipelined (LIVEOPS_RUNTIME__PIPELINE, input loops only): batch N settles while batch N+1 is
+polled, decoded, claimed and handled; N+1 settles only after N has committed, so outputs
+and commits keep their order. A batch holding an idempotency key of the batch still settling
+waits for it before its claim (our own lease would let the copy through). The overlap hides
+the round trips of steps 5-8 behind the next batch's work; nothing is committed earlier.
+DependencyUnavailableError at any step: seek back to the start of every batch not committed
+(the one settling too), report not ready, back off (capped, jittered) and poll again; nothing
+is committed, nothing goes to retry topics. Order is kept per partition (records are keyed by
+player id). The retry loop (retry.py) is this loop, not pipelined, with due-time selection in
+front of step 2.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -39,7 +47,8 @@ from workers.runtime.dedup import Deduplicator
 from workers.runtime.failures import backoff_s
 from workers.runtime.metrics import RuntimeMetrics
 from workers.runtime.outbox import Outbox
-from workers.runtime.pipeline import Pipeline
+from workers.runtime.pipeline import Pipeline, Plan
+from workers.runtime.processor import DedupMode
 from workers.runtime.records import InboundRecord
 from workers.runtime.settings import RuntimeSettings
 
@@ -68,8 +77,21 @@ class Progress:
         return set().union(*self.down_by_loop.values())
 
 
+@dataclass(frozen=True, slots=True)
+class _Settling:
+    """The batch whose steps 5-8 run (as `task`) while the next one is polled and handled."""
+
+    task: asyncio.Task[None]
+    records: Sequence[InboundRecord]
+    #: Its idempotency keys, when the runtime claims them (DedupMode.RUNTIME).
+    keys: frozenset[str]
+
+
 class ConsumerLoop:
-    """Runs steps 1-7 until `stop` is set; one per consumer (input or retry) of a processor."""
+    """Runs steps 1-8 until `stop` is set; one per consumer (input or retry) of a processor."""
+
+    #: Whether this kind of loop may settle a batch while it handles the next (retry.py: no).
+    may_overlap: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -102,33 +124,51 @@ class ConsumerLoop:
         self.idle.set()
         self._failures = 0
         self._lag_at = 0.0
+        self._overlaps = self.may_overlap and settings.pipeline
+        self._tracks_keys = pipeline.dedup_mode is DedupMode.RUNTIME
+        self._processing = False
+        self._settling: _Settling | None = None
+        #: Records of a batch whose settling failed: polled again from their start.
+        self._unsettled: list[InboundRecord] = []
 
     def listener(self) -> ConsumerRebalanceListener:
         return _FinishBatchOnRevoke(self)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self.progress.last_iteration_at = time.monotonic()
-            self._before_poll()
-            try:
-                records = await self._poll()
-            except DependencyUnavailableError as exc:
-                await self._hold_position([], exc, stop)
-                continue
+        try:
+            while not stop.is_set():
+                await self._iterate(stop)
+        finally:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling() and self._settling is not None:
+                self._settling.task.cancel()  # past the shutdown deadline: give up on it
+            await self._drain()
+
+    async def _iterate(self, stop: asyncio.Event) -> None:
+        self.progress.last_iteration_at = time.monotonic()
+        self._before_poll()
+        records: list[InboundRecord] = []
+        try:
+            records = await self._poll()
             self._mark_up({"kafka"})
+            self._processing = True
             self.idle.clear()
             polled_at = time.perf_counter()
-            try:
-                selected = self._select(records)
+            selected = self._select(records)
+            if selected:
                 await self._run_batch(selected, polled_at)
-                if selected:  # an empty poll proves nothing about Redis or MySQL
-                    self._failures = 0
-                    self._mark_up()
-            except DependencyUnavailableError as exc:
-                await self._hold_position(records, exc, stop)
-            finally:
-                self.idle.set()
-            await self._measure_lag()
+            elif self._settling is not None and self._settling.task.done():
+                await self._settled()  # nothing new: collect the batch settled (or failed)
+        except DependencyUnavailableError as exc:
+            with contextlib.suppress(DependencyUnavailableError):
+                await self._settled(records)  # a batch settling goes first: it commits, or
+                # it is polled again with this one
+            await self._hold_position([*self._unsettled, *records], exc, stop)
+        finally:
+            self._unsettled = []
+            self._processing = False
+            self._set_idle_if_quiet()
+        await self._measure_lag()
 
     def _mark_up(self, only: set[str] | None = None) -> None:
         """This loop saw `only` (default: every dependency) work again."""
@@ -160,20 +200,63 @@ class ConsumerLoop:
         return records
 
     async def _run_batch(self, records: Sequence[InboundRecord], polled_at: float) -> None:
-        if not records:
-            return
         for topic, n in Counter(record.topic for record in records).items():
             self._metrics.events_consumed.labels(topic, self._name).inc(n)
         self._metrics.batch_size.labels(self._name).observe(len(records))
-        plan = await self.pipeline.plan(records)  # steps 2-4
-        await self._outbox.send_all(plan.records)  # step 5
-        await self._dedup.finish(plan.done, plan.release)  # step 6
-        await self._commit(records)  # step 7
+        plan = self.pipeline.decode(records)  # step 2
+        if self._settling is not None and not self._settling.keys.isdisjoint(plan.keys):
+            await self._settled(records)  # the copy must see the earlier batch's marks
+        try:
+            await self.pipeline.decide(plan)  # steps 3-4
+        finally:
+            await self._settled(records)  # the earlier batch commits first, or fails first
+        task = asyncio.create_task(self._settle(records, plan, polled_at))
+        task.add_done_callback(lambda _: self._set_idle_if_quiet())
+        self._settling = _Settling(task, records, plan.keys if self._tracks_keys else frozenset())
+        if not self._overlaps:
+            await self._settled(records)
+
+    async def _settle(self, records: Sequence[InboundRecord], plan: Plan, polled_at: float) -> None:
+        """Steps 5-8 of one batch."""
+        await self.pipeline.before_commit()  # step 5
+        await self._outbox.send_all(plan.records)  # step 6
+        await self._dedup.finish(plan.done, plan.release)  # step 7
+        await self._commit(records)  # step 8
         self.pipeline.count(plan)
         self.progress.events += plan.events
         if self.progress.batch_log is not None:
             self.progress.batch_log.append((polled_at, time.perf_counter(), len(records)))
         self.progress.last_event_at = time.monotonic()
+        self._failures = 0
+        self._mark_up()
+
+    async def _settled(self, pending: Sequence[InboundRecord] = ()) -> None:
+        """Wait for the batch settling, if any. When it failed, raise its error, with its
+        records (and the `pending` ones polled after it) to be polled again."""
+        settling, self._settling = self._settling, None
+        if settling is None:
+            return
+        try:
+            await settling.task
+        except DependencyUnavailableError:
+            self._unsettled = [*settling.records, *pending]
+            raise
+
+    async def _drain(self) -> None:
+        """Stopping: let the batch settling commit; if it cannot, its records are polled again
+        by whoever owns the partitions next (dedup sees the repeats)."""
+        try:
+            await self._settled()
+        except DependencyUnavailableError as exc:
+            log.warning("last batch not committed", processor=self._name, error=str(exc))
+        finally:
+            self._unsettled = []
+            self._set_idle_if_quiet()
+
+    def _set_idle_if_quiet(self) -> None:
+        """Idle: no batch in flight and none settling (the rebalance listener waits for it)."""
+        if not self._processing and (self._settling is None or self._settling.task.done()):
+            self.idle.set()
 
     async def _commit(self, records: Sequence[InboundRecord]) -> None:
         offsets: dict[TopicPartition, int] = {}

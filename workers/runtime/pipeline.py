@@ -17,12 +17,20 @@ import structlog
 from schemas.codec import decode, encode, headers_for, validate
 from schemas.errors import ContractError
 from schemas.liveops.v1.envelope_pb2 import Envelope
+from workers.errors import DependencyUnavailableError
 from workers.runtime import headers
 from workers.runtime.dedup import Claim, Deduplicator
+from workers.runtime.failures import classify
 from workers.runtime.handling import Verdict, failure_of, handle_batch, trace_id
 from workers.runtime.headers import Failure
 from workers.runtime.metrics import RuntimeMetrics
-from workers.runtime.processor import DedupMode, OutcomeKind, Processor, dedup_mode_of
+from workers.runtime.processor import (
+    DedupMode,
+    OutcomeKind,
+    Processor,
+    before_commit_of,
+    dedup_mode_of,
+)
 from workers.runtime.records import InboundRecord, OutboundRecord
 from workers.runtime.settings import RuntimeSettings
 
@@ -47,6 +55,8 @@ class Plan:
     received_s: list[float] = field(default_factory=list)
     #: Decoded events not yet decided (between decode() and decide()).
     decoded: list[tuple[InboundRecord, Envelope]] = field(default_factory=list)
+    #: The idempotency keys of the decoded events (the loop keeps copies of a key apart).
+    keys: frozenset[str] = frozenset()
 
     @property
     def events(self) -> int:
@@ -65,6 +75,7 @@ class Pipeline:
     ) -> None:
         self.processor = processor
         self.dedup_mode = dedup_mode_of(processor)
+        self._before_commit = before_commit_of(processor)
         self._dedup = dedup
         self._metrics = metrics
         self._settings = settings
@@ -84,7 +95,7 @@ class Pipeline:
     def decode(self, records: Sequence[InboundRecord]) -> Plan:
         """Step 2, no I/O: decode and validate; dead-letter what fails; count copies of an
         event within the batch as duplicates. The loop may run this while the previous
-        batch is still settling (its dedup markers and offsets)."""
+        batch is still settling (its outputs, dedup markers and offsets)."""
         plan = Plan()
         decoded = plan.decoded
         seen: set[str] = set()
@@ -100,6 +111,7 @@ class Pipeline:
                 continue
             seen.add(key)
             decoded.append((record, envelope))
+        plan.keys = frozenset(seen)
         return plan
 
     async def decide(self, plan: Plan) -> None:
@@ -128,6 +140,21 @@ class Pipeline:
         marks = self.dedup_mode is DedupMode.RUNTIME
         for (record, envelope), verdict in zip(claimed, verdicts, strict=True):
             self._route(plan, record, envelope, verdict, marks=marks)
+
+    async def before_commit(self) -> None:
+        """Step 5: the processor's before_commit() hook, when it has one. Any failure means
+        the batch cannot commit yet: raised as DependencyUnavailableError (hold position)."""
+        if self._before_commit is None:
+            return
+        try:
+            await self._before_commit()
+        except DependencyUnavailableError:
+            raise
+        except Exception as exc:
+            known = classify(exc)
+            if isinstance(known, DependencyUnavailableError):
+                raise known from exc
+            raise DependencyUnavailableError(f"processor: {failure_of(exc).message}") from exc
 
     def count(self, plan: Plan) -> None:
         """Record the plan's outcomes in the metrics; call once its offsets are committed."""

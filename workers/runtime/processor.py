@@ -8,7 +8,7 @@ acknowledge them, before it commits the input offsets.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar, Protocol
@@ -107,8 +107,10 @@ class Processor(Protocol):
     name: ClassVar[str]
     #: Recorded in dead-letter headers, so an operator knows which code refused an event.
     version: ClassVar[str]
-    # Optional, so not a protocol member: `dedup: ClassVar[DedupMode]` (see DedupMode and
-    # dedup_mode_of); a processor that declares nothing gets DedupMode.RUNTIME.
+    # Optional, so not protocol members:
+    # - `dedup: ClassVar[DedupMode]` (see DedupMode and dedup_mode_of); a processor that
+    #   declares nothing gets DedupMode.RUNTIME.
+    # - `async def before_commit(self) -> None` (see BeforeCommit and before_commit_of).
 
     @property
     def group(self) -> ConsumerGroup:
@@ -133,6 +135,31 @@ class Processor(Protocol):
         or PermanentError when the whole batch fails for that reason; otherwise return
         per-event outcomes.
         """
+
+
+class BeforeCommit(Protocol):
+    """The optional hook of a processor whose handle() leaves part of its effects to finish.
+
+    For example leaderboards: handle() applies a batch in Redis with one Lua call, and the
+    copy of its journal to MySQL (what a rebuild needs after Redis lost a board) is written
+    here, off the scoring path.
+    """
+
+    async def before_commit(self) -> None:
+        """Make durable the effects of every batch handle() has returned so far.
+
+        The runtime calls it once per batch, after handle() and before it publishes that
+        batch's outputs and commits its offsets. With the pipelined loop it may run while
+        handle() of the next batch runs. Raise DependencyUnavailableError when that cannot be
+        done now: the runtime holds position and polls the batch again (the processor's own
+        guard must then see its events as duplicates).
+        """
+
+
+def before_commit_of(processor: Processor) -> Callable[[], Awaitable[None]] | None:
+    """The processor's bound before_commit() (BeforeCommit), or None when it has none."""
+    hook = getattr(processor, "before_commit", None)
+    return hook if callable(hook) else None
 
 
 def dedup_mode_of(processor: Processor) -> DedupMode:

@@ -31,7 +31,13 @@ def due_at_ms(record: InboundRecord, tier_delay_s: int) -> int:
 
 
 class RetryLoop(ConsumerLoop):
-    """ConsumerLoop whose batches hold only due records; the rest wait, paused."""
+    """ConsumerLoop whose batches hold only due records; the rest wait, paused.
+
+    Not pipelined: `_select` seeks and pauses partitions, which must not happen while an
+    earlier batch of them is still settling; retries are a trickle, not the hot path.
+    """
+
+    may_overlap = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -36,5 +36,8 @@ class RuntimeSettings(BaseModel):
     heartbeat_interval_ms: int = Field(default=3_000, gt=0)
     #: How long the group waits for members to rejoin: covers finishing the batch in flight.
     rebalance_timeout_ms: int = Field(default=30_000, gt=0)
+    #: Settle a batch (publish, mark done, commit) while the next one is polled and handled:
+    #: hides those round trips; off = one batch at a time (the retry loop always is).
+    pipeline: bool = True
     #: Longest the retry consumer waits in one poll while its partitions are paused.
     retry_poll_ms: int = Field(default=200, gt=0)
