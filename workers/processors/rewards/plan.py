@@ -7,6 +7,7 @@ purchase dedup and balances need the database's state and are settled per batch 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -19,6 +20,7 @@ from workers.processors.rewards.actions import (
     NotRewardable,
     action_of,
     event_time,
+    time_window,
 )
 from workers.processors.rewards.campaigns import (
     Campaign,
@@ -125,6 +127,80 @@ def decide(
         action = action_of(envelope)
     except ValidationFailedError as exc:
         return Failure(event, str(exc))
+    return _decide_action(book, event, action, envelope, segments, fallback_now)
+
+
+def decide_batch(
+    book: RuleBook,
+    envelopes: Sequence[Envelope],
+    segments: Mapping[str, frozenset[str]],
+    fallback_now: datetime,
+) -> list[Decision]:
+    """decide() for every envelope, each distinct case decided once.
+
+    When no campaign starts or ends and no UTC day begins within the batch's time window,
+    an event's time changes nothing in its decision; it then depends only on the action, the
+    client's platform and app version and the player's segments, and events alike share the
+    decision of the first of them (with their own EventRef). Otherwise each event is decided
+    on its own.
+    """
+    if not book.steady_between(*time_window(envelopes, fallback_now)):
+        return [
+            decide(book, e, segments.get(e.player_id, _NO_SEGMENTS), fallback_now)
+            for e in envelopes
+        ]
+    known: dict[tuple[object, ...], Decision] = {}
+    decisions: list[Decision] = []
+    for envelope in envelopes:
+        event = EventRef(envelope.player_id, envelope.idempotency_key, envelope.event_id)
+        try:
+            action = action_of(envelope)
+        except ValidationFailedError as exc:
+            decisions.append(Failure(event, str(exc)))
+            continue
+        player = segments.get(envelope.player_id, _NO_SEGMENTS)
+        client = envelope.client
+        key = (action, client.platform, client.app_version, player)
+        first = known.get(key)
+        if first is None:
+            first = known[key] = _decide_action(book, event, action, envelope, player, fallback_now)
+            decisions.append(first)
+        else:
+            decisions.append(_with_event(first, event))
+    return decisions
+
+
+_NO_SEGMENTS: frozenset[str] = frozenset()
+
+
+def _with_event(decision: Decision, event: EventRef) -> Decision:
+    """The same decision for another event."""
+    if isinstance(decision, GrantPlan):
+        return GrantPlan(
+            event,
+            decision.action,
+            decision.rule,
+            decision.grants,
+            decision.campaign,
+            decision.campaign_missed,
+            decision.day,
+            decision.cap,
+        )
+    if isinstance(decision, Refusal):
+        return Refusal(event, decision.code, decision.detail, decision.rule)
+    if isinstance(decision, ClawbackPlan):
+        return ClawbackPlan(event, decision.purchase_ref)
+    return Failure(event, decision.detail)
+
+
+def _decide_action(
+    book: RuleBook,
+    event: EventRef,
+    action: Action | NotRewardable,
+    envelope: Envelope,
+    segments: frozenset[str],
+    fallback_now: datetime,
+) -> Decision:
     if isinstance(action, NotRewardable):
         return Refusal(event, RefusalCode.NOT_REWARDABLE, action.detail)
     if action.kind is ActionKind.PURCHASE_REFUNDED:

@@ -18,6 +18,7 @@ Any exception rolls the whole batch back; the runtime sorts the error and decide
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Callable, Sequence
@@ -35,12 +36,11 @@ from workers.processors.rewards import ledger
 from workers.processors.rewards.actions import time_window
 from workers.processors.rewards.errors import RulesFileError
 from workers.processors.rewards.grants import GrantRecord
-from workers.processors.rewards.plan import decide
+from workers.processors.rewards.plan import decide_batch
 from workers.processors.rewards.rules import RuleBook, load_rule_book
 from workers.processors.rewards.settings import RewardsSettings
 from workers.processors.rewards.settle import Settled, Settlement, settle
 from workers.runtime.context import ProcessorFactory, WorkerContext
-from workers.runtime.durable import claim_durably
 from workers.runtime.processor import Outcome, OutcomeKind, OutputEvent
 
 log = structlog.get_logger(__name__)
@@ -181,14 +181,14 @@ class RewardsProcessor:
     async def _apply(
         self, cursor: aiomysql.Cursor, book: RuleBook, batch: Sequence[Envelope]
     ) -> tuple[list[Outcome], Settlement]:
-        fresh = await claim_durably(cursor, self.name, batch)
+        fresh = await ledger.claim(cursor, self.name, batch)
         now = self._clock()
         segments = (
             await ledger.load_segments(cursor, (e.player_id for e in fresh))
             if book.needs_segments(*time_window(fresh, now))
             else {}
         )
-        decisions = [decide(book, e, segments.get(e.player_id, frozenset()), now) for e in fresh]
+        decisions = decide_batch(book, fresh, segments, now)
         policy = self._settings.negative_balance
         state = await ledger.load_state(cursor, decisions, policy)
         settlement = settle(decisions, state, policy)
@@ -227,12 +227,18 @@ class RewardsProcessor:
         return outcomes, settlement
 
     def _count(self, settlement: Settlement) -> None:
-        """Metrics of a committed batch (never of one rolled back)."""
+        """Metrics of a committed batch (never of one rolled back), one inc() per label."""
+        grants: collections.Counter[str] = collections.Counter()
+        refusals: collections.Counter[str] = collections.Counter()
         for result in settlement.results:
             if result.record is not None:
-                self._metrics.grants.labels(result.record.first.reason).inc()
+                grants[result.record.first.reason] += 1
             elif result.refusal is not None:
-                self._metrics.refusals.labels(result.refusal.code.value).inc()
+                refusals[result.refusal.code.value] += 1
+        for reason, n in grants.items():
+            self._metrics.grants.labels(reason).inc(n)
+        for code, n in refusals.items():
+            self._metrics.refusals.labels(code).inc(n)
 
 
 def _outcome_of(result: Settled, source: Envelope) -> Outcome:

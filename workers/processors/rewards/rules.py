@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Self
@@ -22,6 +22,9 @@ from workers.processors.rewards.actions import Action, ActionKind
 from workers.processors.rewards.campaigns import Campaign
 from workers.processors.rewards.errors import RulesFileError
 from workers.processors.rewards.grants import ID_LENGTH, GrantSpec, merge_grants
+
+#: The smallest step of a datetime: the last instant before an exclusive end.
+_INSTANT = timedelta(microseconds=1)
 
 
 class Conditions(BaseModel):
@@ -140,6 +143,15 @@ class RuleBook(BaseModel):
         then is the player_segments table read."""
         return any(
             c.audience.segments and c.starts_at <= end and start < c.ends_at for c in self.campaigns
+        )
+
+    def steady_between(self, start: datetime, end: datetime) -> bool:
+        """Whether every instant of [start, end) is judged alike: within one UTC day, and no
+        campaign starts or ends strictly inside."""
+        if start.date() != (end - _INSTANT).date():
+            return False
+        return not any(
+            start < edge < end for c in self.campaigns for edge in (c.starts_at, c.ends_at)
         )
 
     def campaigns_running(self, action: ActionKind, at: datetime) -> tuple[Campaign, ...]:

@@ -80,23 +80,24 @@ def wallet_key(row: LedgerRow) -> WalletKey:
 
 
 def grant_rows(plan: GrantPlan) -> tuple[LedgerRow, ...]:
-    grant_id = grant_id_for(plan.event.idempotency_key)
-    campaign = plan.campaign
+    event, rule, campaign = plan.event, plan.rule, plan.campaign
+    grant_id = grant_id_for(event.idempotency_key)
+    # Positional, in LedgerRow's field order: this runs for every granted asset.
     return tuple(
         LedgerRow(
-            grant_id=grant_id,
-            player_id=plan.event.player_id,
-            asset_kind=spec.kind,
-            asset_id=spec.asset,
-            amount=spec.amount,
-            reason=plan.action.kind.value,
-            idempotency_key=plan.event.idempotency_key,
-            source_event_id=plan.event.event_id,
-            rule_id=plan.rule.id,
-            rule_version=plan.rule.version,
-            campaign_id=campaign.id if campaign else None,
-            campaign_version=campaign.version if campaign else None,
-            purchase_ref=plan.action.purchase_ref or None,
+            grant_id,
+            event.player_id,
+            spec.kind,
+            spec.asset,
+            spec.amount,
+            plan.action.kind.value,
+            event.idempotency_key,
+            event.event_id,
+            rule.id,
+            rule.version,
+            campaign.id if campaign else None,
+            campaign.version if campaign else None,
+            plan.action.purchase_ref or None,
         )
         for spec in plan.grants
     )
