@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
@@ -24,9 +24,11 @@ from workers.runtime.processor import Outcome, Processor
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """An event's outcome, and the failure behind it when it is RETRY or FAILED."""
+class Verdict(NamedTuple):
+    """An event's outcome, and the failure behind it when it is RETRY or FAILED.
+
+    A NamedTuple: one is built per event of every batch (see records.InboundRecord).
+    """
 
     outcome: Outcome
     failure: Failure | None = None

@@ -5,6 +5,11 @@ Every metric is labelled by processor, so `liveops worker all` exposes all proce
 
 from __future__ import annotations
 
+import collections
+import math
+from bisect import bisect_left
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -85,3 +90,25 @@ class RuntimeMetrics:
             ["dependency"],
             registry=registry,
         )
+
+
+def observe_all(histogram: Histogram, values: Sequence[float]) -> None:
+    """`histogram.observe(v)` for each value, with one increment per bucket touched.
+
+    The end-to-end histogram takes an observation per event, 500 per batch: observe() walks
+    the bucket bounds and locks a value each time (~2 µs per event here). This counts the
+    values per bucket with bisect and adds each count once. It leans on prometheus-client's
+    Histogram internals (_upper_bounds, _buckets, _sum; a unit test checks it matches
+    observe()); without them it falls back to observe().
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values:
+            histogram.observe(value)
+        return
+    counts = collections.Counter(bisect_left(bounds, value) for value in values)
+    for index, n in counts.items():
+        buckets[index].inc(n)
+    total.inc(math.fsum(values))

@@ -23,7 +23,7 @@ from workers.runtime.dedup import Claim, Deduplicator
 from workers.runtime.failures import classify
 from workers.runtime.handling import Verdict, failure_of, handle_batch, trace_id
 from workers.runtime.headers import Failure
-from workers.runtime.metrics import RuntimeMetrics
+from workers.runtime.metrics import RuntimeMetrics, observe_all
 from workers.runtime.processor import (
     DedupMode,
     OutcomeKind,
@@ -170,9 +170,7 @@ class Pipeline:
             self._metrics.dead_letters.labels(name, reason).inc(n)
         # Every event is observed (a distribution, not a count), against one clock reading.
         now_s = time.time()
-        observe = self._end_to_end.observe
-        for received_s in plan.received_s:
-            observe(max(0.0, now_s - received_s))
+        observe_all(self._end_to_end, [max(0.0, now_s - r) for r in plan.received_s])
 
     def _route(
         self,
