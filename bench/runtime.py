@@ -11,8 +11,13 @@ interleaved over several rounds, each in its own child process:
   default), next to `processor`: the same null processor declaring DedupMode.PROCESSOR,
   measured in the same rounds, so the runtime skips both Redis round trips; what a processor
   that guards itself (leaderboards) pays the runtime. Each with throughput, p50/p99, ratios.
+- `by_pipeline`: the subject (`pipelined`: a batch settles while the next is handled) next
+  to `sequential` (LIVEOPS_RUNTIME__PIPELINE=false: one batch at a time), same rounds.
 - `raw`: aiokafka getmany with nothing done (the ceiling of any Python consumer);
-- `quix_empty`, `faust_empty`: empty pipelines of the two stream frameworks.
+- `quix_empty`, `faust_empty`: empty pipelines of the two stream frameworks;
+- `naive`: the same work one event at a time on a plain consumer: decode and validate, claim
+  its dedup key (one Redis round trip), the null handle, mark it done (another round trip);
+  offsets committed once per poll. The floor that batching the dedup round trips lifts.
 Ratios compare throughputs. The run prints one JSON line.
 """
 
@@ -20,23 +25,27 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import aiomysql
 import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
 from bench import harness
 from bench.child import result
 from bench.harness import ChildSpec
 from bench.rewards import preload
+from schemas.codec import decode, validate
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import DAY_MS, ConsumerGroup, Topic
 from topics.settings import KafkaSettings
 from workers.db import MySQLTarget, create_pool
 from workers.runtime.context import WorkerContext
+from workers.runtime.dedup import Claim, Deduplicator
 from workers.runtime.processor import DedupMode, Outcome
 from workers.runtime.settings import RuntimeSettings
 from workers.runtime.worker import RunLimits, Worker
@@ -83,7 +92,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     options.add_argument("--redis-url", default=DEFAULT_REDIS)
     options.add_argument("--mysql-dsn", default=DEFAULT_MYSQL)
     options.add_argument("--dedup", choices=[m.value for m in DedupMode], default="runtime")
+    options.add_argument("--naive", action="store_true")
+    options.add_argument("--no-pipeline", action="store_true")
     options.parse_args(args.rest, namespace=args)
+    if args.naive:
+        return await measure_naive(args)
     null = SelfGuardedNullProcessor if args.dedup == DedupMode.PROCESSOR else NullProcessor
     source = Topic(args.topic, 6, DAY_MS, "bench", "Preloaded benchmark events.")
     group = ConsumerGroup(f"bench-runtime-{uuid.uuid4().hex[:8]}", (source,), retry_delays_s=())
@@ -96,7 +109,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     pool: aiomysql.Pool = await create_pool(MySQLTarget.from_dsn(args.mysql_dsn), maxsize=1)
     try:
         context = WorkerContext(settings, redis, pool, CollectorRegistry())
-        worker = Worker(context, [null(group)], runtime=_BENCH_RUNTIME)
+        runtime = _BENCH_RUNTIME.model_copy(update={"pipeline": not args.no_pipeline})
+        worker = Worker(context, [null(group)], runtime=runtime)
         worker.progress.batch_log = []
         await worker.run(RunLimits(max_events=args.events, idle_s=30))
     finally:
@@ -120,6 +134,44 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+async def measure_naive(args: argparse.Namespace) -> dict[str, Any]:
+    """One event at a time: two Redis round trips per event, a commit per poll."""
+    prefix = f"bench-naive-{uuid.uuid4().hex[:8]}"
+    redis = aioredis.Redis.from_url(args.redis_url)
+    dedup = Deduplicator(
+        redis, prefix=prefix, processor="bench-naive", worker_id="naive", settings=_BENCH_RUNTIME
+    )
+    consumer = AIOKafkaConsumer(
+        args.topic,
+        bootstrap_servers=args.bootstrap,
+        group_id=f"bench-naive-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen, started, finished = 0, 0.0, 0.0
+    try:
+        while seen < args.events:
+            polled = await consumer.getmany(timeout_ms=500, max_records=500)
+            for records in polled.values():
+                for record in records:
+                    if not started:
+                        started = time.perf_counter()
+                    key = validate(decode(record.value)).idempotency_key
+                    if (await dedup.claim([key]))[0] is Claim.CLAIMED:
+                        await dedup.finish([key], [])
+                    seen += 1
+            if polled:
+                await consumer.commit()
+        finished = time.perf_counter()
+    finally:
+        await consumer.stop()
+        async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
+            await redis.delete(key)
+        await redis.aclose()
+    return result(seen, started, finished)
+
+
 def run(
     events: int,
     rounds: int,
@@ -138,20 +190,25 @@ def run(
                 ChildSpec("raw", "raw"),
                 ChildSpec("quix_empty", "quix_empty"),
                 ChildSpec("faust_empty", "faust_empty"),
+                ChildSpec("naive", "runtime", ("--redis-url", redis_url, "--naive")),
             ],
             bootstrap=bootstrap,
             topic=topic,
             events=events,
             rounds=rounds,
-            variants=[ChildSpec("processor", "runtime", (*stores, "--dedup", "processor"))],
-            variants_key="by_dedup_mode",
+            variants=[
+                ChildSpec("processor", "runtime", (*stores, "--dedup", "processor")),
+                ChildSpec("sequential", "runtime", (*stores, "--no-pipeline")),
+            ],
         )
-        # Both dedup modes side by side: the subject (Redis claim and marks) and the variant.
-        modes = line["by_dedup_mode"]
-        modes["runtime"] = {
+        # Each variant next to the subject's own figures (Redis dedup, pipelined).
+        variants = line.pop("variants")
+        subject = {
             "throughput_eps": line["throughput_eps"],
             "p50_ms": line["p50_ms"],
             "p99_ms": line["p99_ms"],
             "ratios": dict(line["ratios"]),
         }
+        line["by_dedup_mode"] = {"runtime": subject, "processor": variants["processor"]}
+        line["by_pipeline"] = {"pipelined": subject, "sequential": variants["sequential"]}
         return line

@@ -24,8 +24,9 @@ async def test_the_runtime_bench_prints_its_line_with_every_reference(
     # Then the line has the keys the issues name, every reference measured something,
     assert line.keys() >= REQUIRED
     assert line["bench"] == "runtime" and line["events"] == 600
-    assert set(line["references"]) == {"raw", "quix_empty", "faust_empty"}
+    assert set(line["references"]) == {"raw", "quix_empty", "faust_empty", "naive"}
     assert all(ref["throughput_eps"] > 0 for ref in line["references"].values())
-    assert set(line["ratios"]) == {"vs_raw", "vs_quix_empty", "vs_faust_empty"}
+    assert set(line["ratios"]) == {"vs_raw", "vs_quix_empty", "vs_faust_empty", "vs_naive"}
     # and both dedup modes are reported side by side.
     assert set(line["by_dedup_mode"]) == {"runtime", "processor"}
+    assert set(line["by_pipeline"]) == {"pipelined", "sequential"}
