@@ -12,6 +12,9 @@ fresh database:
   one transaction per batch (`--max-records`, 500) in multi-row statements: the best case.
 - `naive`: one transaction per event (ledger row, wallet upsert, commit): the floor.
 Ratios `vs_ceiling` and `vs_naive` compare throughputs; the target is vs_ceiling >= 0.5.
+The subject runs with the default `dedup` setting (runtime: the runtime's Redis lease and mark
+around each batch, the transaction's durable claim behind them); `by_dedup_mode.processor` is
+the same processor measured in the same rounds with the durable claim alone.
 
 `liveops bench rewards --events 20000 --rounds 3` prints the JSON line.
 """
@@ -48,7 +51,7 @@ from workers.processors.rewards.ledger import insert_rows
 from workers.processors.rewards.processor import RewardsProcessor
 from workers.processors.rewards.settings import RewardsSettings
 from workers.runtime.context import WorkerContext
-from workers.runtime.processor import Outcome
+from workers.runtime.processor import DedupMode, Outcome
 from workers.runtime.settings import RuntimeSettings
 from workers.runtime.worker import RunLimits, Worker
 from workers.settings import (
@@ -171,7 +174,8 @@ async def measure_subject(args: argparse.Namespace, target: MySQLTarget) -> dict
     redis = aioredis.Redis.from_url(args.redis_url)
     try:
         context = WorkerContext(settings, redis, pool, CollectorRegistry())
-        processor = timed(pool, RewardsSettings(), metrics=context.metrics)
+        chosen = RewardsSettings(dedup=args.dedup) if args.dedup else RewardsSettings()
+        processor = timed(pool, chosen, metrics=context.metrics)
         worker = Worker(context, [processor], runtime=_BENCH_RUNTIME)
         await worker.run(RunLimits(max_events=args.events, idle_s=30))
     finally:
@@ -247,6 +251,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     options.add_argument("--mysql-dsn", default=DEFAULT_MYSQL)
     options.add_argument("--redis-url", default=DEFAULT_REDIS)
     options.add_argument("--max-records", type=int, default=BATCH_SIZE)
+    options.add_argument("--dedup", choices=[m.value for m in DedupMode], default=None)
     options.parse_args(args.rest, namespace=args)
     async with scratch_database(args.mysql_dsn) as target:
         if args.mode == "subject":
@@ -280,4 +285,10 @@ def run(
             topic=topic,
             events=events,
             rounds=rounds,
+            variants=[
+                ChildSpec(
+                    "processor", "rewards", ("--mode", "subject", "--dedup", "processor", *extra)
+                )
+            ],
+            variants_key="by_dedup_mode",
         )

@@ -136,61 +136,62 @@ def decide_batch(
     segments: Mapping[str, frozenset[str]],
     fallback_now: datetime,
 ) -> list[Decision]:
-    """decide() for every envelope, each distinct case decided once.
+    """decide() for every envelope, computing each distinct case once.
 
     When no campaign starts or ends and no UTC day begins within the batch's time window,
-    an event's time changes nothing in its decision; it then depends only on the action, the
-    client's platform and app version and the player's segments, and events alike share the
-    decision of the first of them (with their own EventRef). Otherwise each event is decided
-    on its own.
+    an event's time changes nothing in what it earns: that depends on its rule (looked up
+    once per distinct action), its action kind, the client's platform and app version and
+    the player's segments, and events alike share the plan of the first of them (with their
+    own event and action). Otherwise each event is decided on its own.
     """
     if not book.steady_between(*time_window(envelopes, fallback_now)):
         return [
             decide(book, e, segments.get(e.player_id, _NO_SEGMENTS), fallback_now)
             for e in envelopes
         ]
-    known: dict[tuple[object, ...], Decision] = {}
+    rules: dict[Action, Rule | None] = {}
+    plans: dict[tuple[object, ...], GrantPlan] = {}
     decisions: list[Decision] = []
     for envelope in envelopes:
         event = EventRef(envelope.player_id, envelope.idempotency_key, envelope.event_id)
+        player = segments.get(envelope.player_id, _NO_SEGMENTS)
         try:
             action = action_of(envelope)
         except ValidationFailedError as exc:
             decisions.append(Failure(event, str(exc)))
             continue
-        player = segments.get(envelope.player_id, _NO_SEGMENTS)
-        client = envelope.client
-        key = (action, client.platform, client.app_version, player)
-        first = known.get(key)
-        if first is None:
-            first = known[key] = _decide_action(book, event, action, envelope, player, fallback_now)
-            decisions.append(first)
+        if isinstance(action, NotRewardable) or action.kind is ActionKind.PURCHASE_REFUNDED:
+            decisions.append(_decide_action(book, event, action, envelope, player, fallback_now))
+            continue
+        if action in rules:
+            rule = rules[action]
         else:
-            decisions.append(_with_event(first, event))
+            rule = rules[action] = book.rule_for(action)
+        client = envelope.client
+        key = (rule.id if rule else None, action.kind, client.platform, client.app_version, player)
+        first = plans.get(key)
+        if first is None:
+            decision = _decide_action(book, event, action, envelope, player, fallback_now)
+            if isinstance(decision, GrantPlan):
+                plans[key] = decision
+            decisions.append(decision)
+            continue
+        decisions.append(
+            GrantPlan(
+                event,
+                action,
+                first.rule,
+                first.grants,
+                first.campaign,
+                first.campaign_missed,
+                first.day,
+                first.cap,
+            )
+        )
     return decisions
 
 
 _NO_SEGMENTS: frozenset[str] = frozenset()
-
-
-def _with_event(decision: Decision, event: EventRef) -> Decision:
-    """The same decision for another event."""
-    if isinstance(decision, GrantPlan):
-        return GrantPlan(
-            event,
-            decision.action,
-            decision.rule,
-            decision.grants,
-            decision.campaign,
-            decision.campaign_missed,
-            decision.day,
-            decision.cap,
-        )
-    if isinstance(decision, Refusal):
-        return Refusal(event, decision.code, decision.detail, decision.rule)
-    if isinstance(decision, ClawbackPlan):
-        return ClawbackPlan(event, decision.purchase_ref)
-    return Failure(event, decision.detail)
 
 
 def _decide_action(

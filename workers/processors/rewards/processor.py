@@ -41,7 +41,7 @@ from workers.processors.rewards.rules import RuleBook, load_rule_book
 from workers.processors.rewards.settings import RewardsSettings
 from workers.processors.rewards.settle import Settled, Settlement, settle
 from workers.runtime.context import ProcessorFactory, WorkerContext
-from workers.runtime.processor import Outcome, OutcomeKind, OutputEvent
+from workers.runtime.processor import DedupMode, Outcome, OutcomeKind, OutputEvent
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +87,12 @@ class RewardsProcessor:
     name: ClassVar[str] = "rewards"
     version: ClassVar[str] = "1"
     group: ClassVar[ConsumerGroup] = REWARDS_GROUP
+
+    @property
+    def dedup(self) -> DedupMode:
+        """Who guards against a second application: the `dedup` setting (dedup_mode_of reads
+        it). Either way the transaction's durable claim is the guard that counts."""
+        return self._settings.dedup
 
     def __init__(
         self,
