@@ -47,9 +47,9 @@ from topics.admin import apply_plan
 from topics.catalog import DAY_MS, REWARDS_GRANTED, ConsumerGroup, Topic
 from topics.settings import KafkaSettings
 from workers.db import MySQLTarget, create_pool, migrate
-from workers.processors.rewards.ledger import insert_rows
 from workers.processors.rewards.processor import RewardsProcessor
 from workers.processors.rewards.settings import RewardsSettings
+from workers.processors.rewards.sql import insert_rows
 from workers.runtime.context import WorkerContext
 from workers.runtime.processor import DedupMode, Outcome
 from workers.runtime.settings import RuntimeSettings

@@ -17,9 +17,9 @@ from rewards_builders import build_envelope as envelope
 from schemas.liveops.v1 import actions_pb2, purchases_pb2
 from schemas.liveops.v1.envelope_pb2 import Envelope, Platform
 from workers.processors.rewards.grants import AssetKind
-from workers.processors.rewards.ledger import render_rows
 from workers.processors.rewards.plan import EventRef, decide, decide_batch
 from workers.processors.rewards.rules import RuleBook, parse_rule_book
+from workers.processors.rewards.sql import render_rows
 
 RULES = """
 [caps]

@@ -1,21 +1,19 @@
 """The MySQL side of a batch: read what settlement needs under lock, then write its rows.
 
 Everything runs on the caller's cursor inside the caller's single transaction (processor.py):
-`claim_durably` -> `load_segments` -> `load_state` -> settle -> `write_settlement` -> commit.
-Writes are multi-row statements (`insert_rows`), so a batch costs a handful of round trips
+`claim` -> `load_segments` -> `load_state` -> settle -> `write_settlement` -> commit.
+Writes are multi-row statements (sql.insert_rows), so a batch costs a handful of round trips
 whatever its size.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from datetime import date
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aiomysql
 import pymysql
-from pymysql.constants import SERVER_STATUS
 
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from workers.errors import TransientError
@@ -29,26 +27,12 @@ from workers.processors.rewards.settle import (
     WalletKey,
     needed_state,
 )
+from workers.processors.rewards.sql import insert_rows, render_rows
 from workers.runtime.durable import claim_durably
 
 #: reward_ledger's columns as LedgerRow's fields, in the same order: a LedgerRow is a row.
 LEDGER_COLUMNS = ", ".join(LedgerRow._fields)
 _DUPLICATE_ENTRY = 1062
-#: What pymysql's escape_string replaces (its own table), for str.translate.
-_ESCAPE_TABLE = {
-    ord(char): escaped
-    for char, escaped in (
-        ("\0", "\\0"),
-        ("\\", "\\\\"),
-        ("\n", "\\n"),
-        ("\r", "\\r"),
-        ("\032", "\\Z"),
-        ('"', '\\"'),
-        ("'", "\\'"),
-    )
-}
-#: Rows per INSERT statement: ~300 KB for ledger rows, far below max_allowed_packet.
-_ROWS_PER_STATEMENT = 1000
 #: Per asset kind: the derived table, its asset column and its (generated) amount column.
 WALLET_TABLES: dict[AssetKind, tuple[str, str, str]] = {
     AssetKind.CURRENCY: ("wallet_balances", "currency", "balance"),
@@ -58,85 +42,6 @@ WALLET_TABLES: dict[AssetKind, tuple[str, str, str]] = {
 
 def _marks(values: Sequence[object]) -> str:
     return ", ".join(["%s"] * len(values))
-
-
-#: Joins a column's strings for one escaping pass; the escaping leaves it alone.
-_SEPARATOR = "\x01"
-_NONE = type(None)
-
-
-def render_rows(cursor: aiomysql.Cursor, rows: Sequence[Sequence[object]]) -> str:
-    """`(v, v), (v, v)`: rows as SQL tuples (str, int, date or None), for VALUES and IN lists.
-
-    Escaping is the driver's own (its table, or quote doubling when the server runs with
-    NO_BACKSLASH_ESCAPES). Rendered column by column, each string column escaped in one pass
-    over its values joined together: per-value Python work (aiomysql's generic dispatch at
-    first, then a loop of ours) was the largest Python cost of handle().
-    """
-    if cursor.connection.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES:
-        escape: Callable[[str], str] = _double_quotes
-    else:
-        escape = _backslash_escapes
-    columns = [_render_column(escape, column) for column in zip(*rows, strict=True)]
-    return ", ".join(["(" + ", ".join(row) + ")" for row in zip(*columns, strict=True)])
-
-
-def _render_column(escape: Callable[[str], str], column: Sequence[object]) -> list[str]:
-    kinds = set(map(type, column))
-    nulls = _NONE in kinds
-    kinds.discard(_NONE)
-    if not kinds:
-        return ["NULL"] * len(column)
-    if kinds == {int}:
-        return [str(value) if value is not None else "NULL" for value in column]
-    if not all(issubclass(kind, str) for kind in kinds):
-        return [_literal(escape, value) for value in column]
-    # A StrEnum's text is its value (str.__str__), not its str().
-    texts = [str.__str__(value) for value in column if value is not None]
-    joined = _SEPARATOR.join(texts)
-    if joined.count(_SEPARATOR) == len(texts) - 1:
-        escaped = escape(joined).split(_SEPARATOR)
-    else:  # a value holds the separator itself: one by one
-        escaped = [escape(text) for text in texts]
-    quoted = ["'" + text + "'" for text in escaped]
-    if not nulls:
-        return quoted
-    each = iter(quoted)
-    return ["NULL" if value is None else next(each) for value in column]
-
-
-def _literal(escape: Callable[[str], str], value: object) -> str:
-    if isinstance(value, str):  # a StrEnum (AssetKind) too: its value, not its repr
-        return "'" + escape(str.__str__(value)) + "'"
-    if type(value) is int:
-        return str(value)
-    if value is None:
-        return "NULL"
-    if type(value) is date:
-        return "'" + value.isoformat() + "'"
-    raise TypeError(f"no SQL literal for {type(value).__name__}")
-
-
-def _backslash_escapes(text: str) -> str:
-    return text.translate(_ESCAPE_TABLE)
-
-
-def _double_quotes(text: str) -> str:
-    return text.replace("'", "''")
-
-
-async def insert_rows(
-    cursor: aiomysql.Cursor,
-    head: str,
-    rows: Sequence[Sequence[object]],
-    tail: str = "",
-    *,
-    per_statement: int = _ROWS_PER_STATEMENT,
-) -> None:
-    """`head VALUES (...), (...) tail`, up to `per_statement` rows per statement."""
-    for start in range(0, len(rows), per_statement):
-        values = render_rows(cursor, rows[start : start + per_statement])
-        await cursor.execute(f"{head} VALUES {values}{tail}")
 
 
 async def claim(

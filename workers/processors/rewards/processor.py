@@ -40,6 +40,7 @@ from workers.processors.rewards.plan import decide_batch
 from workers.processors.rewards.rules import RuleBook, load_rule_book
 from workers.processors.rewards.settings import RewardsSettings
 from workers.processors.rewards.settle import Settled, Settlement, settle
+from workers.processors.rewards.sql import while_in_flight
 from workers.runtime.context import ProcessorFactory, WorkerContext
 from workers.runtime.processor import DedupMode, Outcome, OutcomeKind, OutputEvent
 
@@ -187,31 +188,45 @@ class RewardsProcessor:
     async def _apply(
         self, cursor: aiomysql.Cursor, book: RuleBook, batch: Sequence[Envelope]
     ) -> tuple[list[Outcome], Settlement]:
-        fresh = await ledger.claim(cursor, self.name, batch)
-        now = self._clock()
-        segments = (
-            await ledger.load_segments(cursor, (e.player_id for e in fresh))
-            if book.needs_segments(*time_window(fresh, now))
-            else {}
-        )
-        decisions = decide_batch(book, fresh, segments, now)
-        policy = self._settings.negative_balance
-        state = await ledger.load_state(cursor, decisions, policy)
-        settlement = settle(decisions, state, policy)
-        await ledger.write_settlement(cursor, self.name, settlement)
-        settled = {
-            e.idempotency_key: result for e, result in zip(fresh, settlement.results, strict=True)
-        }
         first_copies: dict[str, Envelope] = {}
         for envelope in batch:
             first_copies.setdefault(envelope.idempotency_key, envelope)
+        unique = list(first_copies.values())
+        now = self._clock()
+        with_segments = book.needs_segments(*time_window(unique, now))
+        claiming = asyncio.ensure_future(ledger.claim(cursor, self.name, unique))
+        async with while_in_flight(claiming, cursor):
+            # Nearly every event is new: decide them all while MySQL inserts the claims
+            # (decisions are per event, so those of the fresh ones are a plain subset).
+            guessed = None if with_segments else decide_batch(book, unique, {}, now)
+        fresh = await claiming
+        if guessed is None:
+            players = (e.player_id for e in fresh)
+            segments = await ledger.load_segments(cursor, players)
+            decisions = decide_batch(book, fresh, segments, now)
+        elif len(fresh) == len(unique):
+            decisions = guessed
+        else:
+            new_keys = {e.idempotency_key for e in fresh}
+            decisions = [d for d in guessed if d.event.idempotency_key in new_keys]
+        policy = self._settings.negative_balance
+        state = await ledger.load_state(cursor, decisions, policy)
+        settlement = settle(decisions, state, policy)
+        writing = asyncio.ensure_future(ledger.write_settlement(cursor, self.name, settlement))
+        async with while_in_flight(writing, cursor):
+            # The RewardGranted events are built while MySQL writes the ledger rows.
+            settled = {
+                e.idempotency_key: _outcome_of(result, e)
+                for e, result in zip(fresh, settlement.results, strict=True)
+            }
+        await writing
         earlier = await ledger.load_grants(
             cursor, [key for key in first_copies if key not in settled]
         )
         firsts: dict[str, Outcome] = {}
         for key, envelope in first_copies.items():
             if key in settled:
-                firsts[key] = _outcome_of(settled[key], envelope)
+                firsts[key] = settled[key]
             elif key in earlier:
                 # Applied by an earlier delivery: publish its RewardGranted again (same ids),
                 # in case that delivery died between the commit and the broker's ack.
