@@ -3,13 +3,15 @@
 handle(batch), in order:
 1. re-read the rules file if it changed (at most every `reload_interval_s`);
 2. BEGIN (read committed); claim the batch's idempotency keys in processed_events (durable
-   dedup, survives a Redis flush); later copies of a key in the batch, and keys claimed
-   before, are duplicates;
-3. decide each fresh event against rules and campaigns (plan.py, pure);
+   dedup, survives a Redis flush: one INSERT, read and lock first only when a key was
+   claimed before); later copies of a key in the batch, and keys claimed before, are
+   duplicates;
+3. decide each fresh event against rules and campaigns (plan.py, pure; done for every event
+   while the claim's INSERT is in flight, the fresh ones' decisions kept);
 4. read and lock cap counters and the purchases' ledger rows (and, under the `reject` policy,
    the wallet rows refunds would debit); settle (pure);
 5. write ledger rows, wallet and inventory deltas, counter increments and refusals in
-   multi-row statements;
+   multi-row statements (the RewardGranted events are built while the ledger rows go in);
    release the claims of events that will come back (retry, dead letter);
 6. COMMIT, then return one outcome per event with a RewardGranted output per grant.
 Any exception rolls the whole batch back; the runtime sorts the error and decides.
