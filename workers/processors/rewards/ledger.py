@@ -1,7 +1,8 @@
 """The MySQL side of a batch: read what settlement needs under lock, then write its rows.
 
 Everything runs on the caller's cursor inside the caller's single transaction (processor.py):
-`claim` -> `load_segments` -> `load_state` -> settle -> `write_settlement` -> commit.
+`claim` -> `load_segments` -> `load_state` -> settle -> `write_ledger` and the
+`derived_statements` -> commit.
 Writes are multi-row statements (sql.insert_rows), so a batch costs a handful of round trips
 whatever its size.
 """
@@ -27,7 +28,11 @@ from workers.processors.rewards.settle import (
     WalletKey,
     needed_state,
 )
-from workers.processors.rewards.sql import insert_rows, render_rows
+from workers.processors.rewards.sql import (
+    insert_rows,
+    render_rows,
+    render_statements,
+)
 from workers.runtime.durable import claim_durably
 
 #: reward_ledger's columns as LedgerRow's fields, in the same order: a LedgerRow is a row.
@@ -180,21 +185,25 @@ async def load_state(
     )
 
 
-async def write_settlement(cursor: aiomysql.Cursor, processor: str, out: Settlement) -> None:
-    """Write ledger rows, derived wallet rows, cap counters and refusals; release claims."""
-    if out.ledger_rows:
-        try:
-            await insert_rows(
-                cursor,
-                f"INSERT INTO reward_ledger ({LEDGER_COLUMNS})",
-                out.ledger_rows,
-            )
-        except pymysql.err.IntegrityError as exc:
-            if exc.args and exc.args[0] == _DUPLICATE_ENTRY:
-                # A concurrent transaction fulfilled or refunded the same purchase under
-                # another key; once it commits, the retry sees its rows and reports that.
-                raise TransientError(f"concurrent grant of the same purchase: {exc}") from exc
-            raise
+async def write_ledger(cursor: aiomysql.Cursor, out: Settlement) -> None:
+    """The settlement's ledger rows (the first and largest write of a batch)."""
+    if not out.ledger_rows:
+        return
+    try:
+        await insert_rows(cursor, f"INSERT INTO reward_ledger ({LEDGER_COLUMNS})", out.ledger_rows)
+    except pymysql.err.IntegrityError as exc:
+        if exc.args and exc.args[0] == _DUPLICATE_ENTRY:
+            # A concurrent transaction fulfilled or refunded the same purchase under
+            # another key; once it commits, the retry sees its rows and reports that.
+            raise TransientError(f"concurrent grant of the same purchase: {exc}") from exc
+        raise
+
+
+def derived_statements(cursor: aiomysql.Cursor, processor: str, out: Settlement) -> list[str]:
+    """The rest of the settlement's writes, rendered without I/O (so while the ledger rows
+    are being written): wallet and inventory deltas, cap counters, refusals, and the release
+    of the claims of events that will come back."""
+    statements: list[str] = []
     for kind, (table, asset_column, _) in WALLET_TABLES.items():
         # Sorted, so concurrent batches lock shared rows in the same order: no deadlock.
         values = sorted(
@@ -202,45 +211,43 @@ async def write_settlement(cursor: aiomysql.Cursor, processor: str, out: Settlem
             for (player, asset_kind, asset), delta in out.deltas.items()
             if asset_kind is kind
         )
-        if values:
-            await insert_rows(
-                cursor,
-                f"INSERT INTO {table} (player_id, {asset_column}, net)",
-                values,
-                " ON DUPLICATE KEY UPDATE net = net + VALUES(net)",
+        statements += render_statements(
+            cursor,
+            f"INSERT INTO {table} (player_id, {asset_column}, net)",
+            values,
+            " ON DUPLICATE KEY UPDATE net = net + VALUES(net)",
+        )
+    statements += render_statements(
+        cursor,
+        "INSERT INTO reward_daily_counts (player_id, day, reward_type, grants)",
+        sorted((p, day, kind, n) for (p, day, kind), n in out.cap_increments.items()),
+        " ON DUPLICATE KEY UPDATE grants = grants + VALUES(grants)",
+    )
+    statements += render_statements(
+        cursor,
+        "INSERT INTO reward_refusals (source, idempotency_key, player_id, source_event_id, "
+        "reason, detail, rule_id, rule_version)",
+        [
+            (
+                SOURCE,
+                r.event.idempotency_key,
+                r.event.player_id,
+                r.event.event_id,
+                r.code.value,
+                r.detail[:255],
+                r.rule.id if r.rule else None,
+                r.rule.version if r.rule else None,
             )
-    if out.cap_increments:
-        await insert_rows(
-            cursor,
-            "INSERT INTO reward_daily_counts (player_id, day, reward_type, grants)",
-            sorted((p, day, kind, n) for (p, day, kind), n in out.cap_increments.items()),
-            " ON DUPLICATE KEY UPDATE grants = grants + VALUES(grants)",
-        )
-    if out.refusals:
-        await insert_rows(
-            cursor,
-            "INSERT INTO reward_refusals (source, idempotency_key, player_id, source_event_id, "
-            "reason, detail, rule_id, rule_version)",
-            [
-                (
-                    SOURCE,
-                    r.event.idempotency_key,
-                    r.event.player_id,
-                    r.event.event_id,
-                    r.code.value,
-                    r.detail[:255],
-                    r.rule.id if r.rule else None,
-                    r.rule.version if r.rule else None,
-                )
-                for r in out.refusals
-            ],
-        )
+            for r in out.refusals
+        ],
+    )
     if out.unclaimed:
-        await cursor.execute(
-            "DELETE FROM processed_events "  # noqa: S608 - only placeholders added
-            f"WHERE processor = %s AND idempotency_key IN ({_marks(out.unclaimed)})",
-            (processor, *out.unclaimed),
+        keys = render_rows(cursor, [(processor, key) for key in out.unclaimed])
+        statements.append(
+            "DELETE FROM processed_events "  # noqa: S608 - rendered literals
+            f"WHERE (processor, idempotency_key) IN ({keys})"
         )
+    return statements
 
 
 async def load_grants(

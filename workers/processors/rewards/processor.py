@@ -42,7 +42,7 @@ from workers.processors.rewards.plan import decide_batch
 from workers.processors.rewards.rules import RuleBook, load_rule_book
 from workers.processors.rewards.settings import RewardsSettings
 from workers.processors.rewards.settle import Settled, Settlement, settle
-from workers.processors.rewards.sql import while_in_flight
+from workers.processors.rewards.sql import execute_all, while_in_flight
 from workers.runtime.context import ProcessorFactory, WorkerContext
 from workers.runtime.processor import DedupMode, Outcome, OutcomeKind, OutputEvent
 
@@ -214,14 +214,17 @@ class RewardsProcessor:
         policy = self._settings.negative_balance
         state = await ledger.load_state(cursor, decisions, policy)
         settlement = settle(decisions, state, policy)
-        writing = asyncio.ensure_future(ledger.write_settlement(cursor, self.name, settlement))
+        writing = asyncio.ensure_future(ledger.write_ledger(cursor, settlement))
         async with while_in_flight(writing, cursor):
-            # The RewardGranted events are built while MySQL writes the ledger rows.
+            # While MySQL writes the ledger rows: the RewardGranted events, and the text of
+            # the other writes.
             settled = {
                 e.idempotency_key: _outcome_of(result, e)
                 for e, result in zip(fresh, settlement.results, strict=True)
             }
+            derived = ledger.derived_statements(cursor, self.name, settlement)
         await writing
+        await execute_all(cursor, derived)
         earlier = await ledger.load_grants(
             cursor, [key for key in first_copies if key not in settled]
         )

@@ -97,6 +97,22 @@ def _double_quotes(text: str) -> str:
     return text.replace("'", "''")
 
 
+def render_statements(
+    cursor: aiomysql.Cursor,
+    head: str,
+    rows: Sequence[Sequence[object]],
+    tail: str = "",
+    *,
+    per_statement: int = _ROWS_PER_STATEMENT,
+) -> list[str]:
+    """`head VALUES (...), (...) tail`, up to `per_statement` rows per statement; none for
+    no rows."""
+    return [
+        f"{head} VALUES {render_rows(cursor, rows[start : start + per_statement])}{tail}"
+        for start in range(0, len(rows), per_statement)
+    ]
+
+
 async def insert_rows(
     cursor: aiomysql.Cursor,
     head: str,
@@ -105,10 +121,15 @@ async def insert_rows(
     *,
     per_statement: int = _ROWS_PER_STATEMENT,
 ) -> None:
-    """`head VALUES (...), (...) tail`, up to `per_statement` rows per statement."""
-    for start in range(0, len(rows), per_statement):
-        values = render_rows(cursor, rows[start : start + per_statement])
-        await cursor.execute(f"{head} VALUES {values}{tail}")
+    """Render and execute `head VALUES (...), (...) tail` (see render_statements)."""
+    await execute_all(
+        cursor, render_statements(cursor, head, rows, tail, per_statement=per_statement)
+    )
+
+
+async def execute_all(cursor: aiomysql.Cursor, statements: Sequence[str]) -> None:
+    for statement in statements:
+        await cursor.execute(statement)
 
 
 @contextlib.asynccontextmanager
