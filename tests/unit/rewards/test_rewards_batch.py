@@ -16,9 +16,10 @@ from rewards_builders import build_envelope as envelope
 
 from schemas.liveops.v1 import actions_pb2, purchases_pb2
 from schemas.liveops.v1.envelope_pb2 import Envelope, Platform
+from workers.processors.rewards.actions import Action, ActionKind
 from workers.processors.rewards.grants import AssetKind
 from workers.processors.rewards.plan import EventRef, decide, decide_batch
-from workers.processors.rewards.rules import RuleBook, parse_rule_book
+from workers.processors.rewards.rules import CONDITION_FACTS, Conditions, RuleBook, parse_rule_book
 from workers.processors.rewards.sql import render_rows
 
 RULES = """
@@ -171,3 +172,32 @@ def test_rendering_refuses_unknown_types() -> None:
     cursor = SimpleNamespace(connection=SimpleNamespace(server_status=0))
     with pytest.raises(TypeError):
         render_rows(cursor, [(1.5,)])
+
+
+def test_every_condition_names_the_fact_it_tests() -> None:
+    assert set(CONDITION_FACTS) == set(Conditions.model_fields)
+    assert set(CONDITION_FACTS.values()) <= set(Action.__dataclass_fields__)
+
+
+def test_actions_with_equal_rule_keys_match_the_same_rule() -> None:
+    book = parse_rule_book(
+        """
+        [[rules]]
+        id = "three-stars"
+        version = 1
+        action = "level_completed"
+        when = { min_stars = 3 }
+        grants = [{ asset = "gems", amount = 1 }]
+
+        [[rules]]
+        id = "level"
+        version = 1
+        action = "level_completed"
+        grants = [{ asset = "coins", amount = 1 }]
+        """
+    )
+    one = Action(ActionKind.LEVEL_COMPLETED, level_id="1", stars=3)
+    other = Action(ActionKind.LEVEL_COMPLETED, level_id="2", stars=3)
+    fewer = Action(ActionKind.LEVEL_COMPLETED, level_id="1", stars=2)
+    assert book.rule_key(one) == book.rule_key(other) != book.rule_key(fewer)
+    assert book.rule_for(one) is book.rule_for(other) is not book.rule_for(fewer)

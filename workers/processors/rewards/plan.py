@@ -140,7 +140,7 @@ def decide_batch(
 
     When no campaign starts or ends and no UTC day begins within the batch's time window,
     an event's time changes nothing in what it earns: that depends on its rule (looked up
-    once per distinct action), its action kind, the client's platform and app version and
+    once per RuleBook.rule_key), its action kind, the client's platform and app version and
     the player's segments, and events alike share the plan of the first of them (with their
     own event and action). Otherwise each event is decided on its own.
     """
@@ -149,7 +149,7 @@ def decide_batch(
             decide(book, e, segments.get(e.player_id, _NO_SEGMENTS), fallback_now)
             for e in envelopes
         ]
-    rules: dict[Action, Rule | None] = {}
+    rules: dict[tuple[object, ...], Rule | None] = {}
     plans: dict[tuple[object, ...], GrantPlan] = {}
     decisions: list[Decision] = []
     for envelope in envelopes:
@@ -163,10 +163,11 @@ def decide_batch(
         if isinstance(action, NotRewardable) or action.kind is ActionKind.PURCHASE_REFUNDED:
             decisions.append(_decide_action(book, event, action, envelope, player, fallback_now))
             continue
-        if action in rules:
-            rule = rules[action]
+        rule_key = book.rule_key(action)
+        if rule_key in rules:
+            rule = rules[rule_key]
         else:
-            rule = rules[action] = book.rule_for(action)
+            rule = rules[rule_key] = book.rule_for(action)
         client = envelope.client
         key = (rule.id if rule else None, action.kind, client.platform, client.app_version, player)
         first = plans.get(key)

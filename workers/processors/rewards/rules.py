@@ -9,8 +9,9 @@ rule id and version, and the campaign id and version, that produced it.
 
 from __future__ import annotations
 
+import operator
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +23,24 @@ from workers.processors.rewards.actions import Action, ActionKind
 from workers.processors.rewards.campaigns import Campaign
 from workers.processors.rewards.errors import RulesFileError
 from workers.processors.rewards.grants import ID_LENGTH, GrantSpec, merge_grants
+
+#: The Action fact each condition tests (Conditions.match).
+CONDITION_FACTS = {
+    "level_id": "level_id",
+    "min_stars": "stars",
+    "quest_id": "quest_id",
+    "min_streak_days": "streak_days",
+    "mode": "mode",
+    "leaderboard_id": "leaderboard_id",
+    "season_id": "season_id",
+    "max_rank": "rank",
+    "product_id": "product_id",
+}
+
+
+def _no_facts(action: Action) -> None:
+    return None
+
 
 #: The smallest step of a datetime: the last instant before an exclusive end.
 _INSTANT = timedelta(microseconds=1)
@@ -118,6 +137,21 @@ class RuleBook(BaseModel):
         if bad_caps:
             raise ValueError(f"caps must be >= 0: {', '.join(bad_caps)}")
         return self
+
+    @cached_property
+    def _fact_getters(self) -> dict[ActionKind, Callable[[Action], object]]:
+        getters: dict[ActionKind, Callable[[Action], object]] = {}
+        for kind, rules in self._by_action.items():
+            tested = {name for rule in rules for name, value in rule.when if value is not None}
+            facts = sorted(CONDITION_FACTS[name] for name in tested)
+            getters[kind] = operator.attrgetter(*facts) if facts else _no_facts
+        return getters
+
+    def rule_key(self, action: Action) -> tuple[object, ...]:
+        """What rule_for(action) depends on: the kind and the facts its rules' conditions
+        test. Actions with equal keys match the same rule (a batch looks rules up once per
+        key: levels differ by level id, but only stars are tested)."""
+        return (action.kind, self._fact_getters[action.kind](action))
 
     def rule_for(self, action: Action) -> Rule | None:
         """The first rule (retired ones included) matching the action, or None."""
