@@ -223,33 +223,16 @@ class RewardsProcessor:
                 for e, result in zip(fresh, settlement.results, strict=True)
             }
             derived = ledger.derived_statements(cursor, self.name, settlement)
+            # Nothing was applied before (the usual case): the outcomes are complete too.
+            complete = len(settled) == len(first_copies)
+            outcomes = _assemble(batch, first_copies, settled, {}) if complete else None
         await writing
         await execute_all(cursor, derived)
-        earlier = await ledger.load_grants(
-            cursor, [key for key in first_copies if key not in settled]
-        )
-        firsts: dict[str, Outcome] = {}
-        for key, envelope in first_copies.items():
-            if key in settled:
-                firsts[key] = settled[key]
-            elif key in earlier:
-                # Applied by an earlier delivery: publish its RewardGranted again (same ids),
-                # in case that delivery died between the commit and the broker's ack.
-                again = granted_event(earlier[key], envelope)
-                firsts[key] = Outcome(OutcomeKind.DUPLICATE, "applied before", (again,))
-            else:
-                firsts[key] = Outcome.duplicate()
-        outcomes: list[Outcome] = []
-        for envelope in batch:
-            first = firsts[envelope.idempotency_key]
-            if first_copies[envelope.idempotency_key] is envelope:
-                outcomes.append(first)
-            elif first.kind in (OutcomeKind.RETRY, OutcomeKind.FAILED):
-                # A copy marked done would make the runtime skip the original when it comes
-                # back from the retry tier or the dead letters: it shares its fate instead.
-                outcomes.append(Outcome(first.kind, first.reason))
-            else:
-                outcomes.append(Outcome(OutcomeKind.DUPLICATE, "repeated within the batch"))
+        if outcomes is None:
+            earlier = await ledger.load_grants(
+                cursor, [key for key in first_copies if key not in settled]
+            )
+            outcomes = _assemble(batch, first_copies, settled, earlier)
         return outcomes, settlement
 
     def _count(self, settlement: Settlement) -> None:
@@ -265,6 +248,39 @@ class RewardsProcessor:
             self._metrics.grants.labels(reason).inc(n)
         for code, n in refusals.items():
             self._metrics.refusals.labels(code).inc(n)
+
+
+def _assemble(
+    batch: Sequence[Envelope],
+    first_copies: dict[str, Envelope],
+    settled: dict[str, Outcome],
+    earlier: dict[str, GrantRecord],
+) -> list[Outcome]:
+    """One outcome per event of the batch, in order, from those of the settled events and
+    the grants earlier deliveries wrote."""
+    firsts: dict[str, Outcome] = {}
+    for key, envelope in first_copies.items():
+        if key in settled:
+            firsts[key] = settled[key]
+        elif key in earlier:
+            # Applied by an earlier delivery: publish its RewardGranted again (same ids),
+            # in case that delivery died between the commit and the broker's ack.
+            again = granted_event(earlier[key], envelope)
+            firsts[key] = Outcome(OutcomeKind.DUPLICATE, "applied before", (again,))
+        else:
+            firsts[key] = Outcome.duplicate()
+    outcomes: list[Outcome] = []
+    for envelope in batch:
+        first = firsts[envelope.idempotency_key]
+        if first_copies[envelope.idempotency_key] is envelope:
+            outcomes.append(first)
+        elif first.kind in (OutcomeKind.RETRY, OutcomeKind.FAILED):
+            # A copy marked done would make the runtime skip the original when it comes
+            # back from the retry tier or the dead letters: it shares its fate instead.
+            outcomes.append(Outcome(first.kind, first.reason))
+        else:
+            outcomes.append(Outcome(OutcomeKind.DUPLICATE, "repeated within the batch"))
+    return outcomes
 
 
 def _outcome_of(result: Settled, source: Envelope) -> Outcome:
