@@ -23,7 +23,8 @@ def velocity(ctx: typer.Context) -> None:
     """Flag players who send more than max_events_per_window events in one window.
 
     Reads player.actions.v1 and leaderboard.scores.v1, publishes PlayerFlagged to
-    players.flags.v1, serves /metrics on LIVEOPS_METRICS_PORT. Stops on SIGTERM or SIGINT.
+    players.flags.v1, serves /metrics, /healthz and /readyz on LIVEOPS_METRICS_PORT (liveness
+    stale after LIVEOPS_RUNTIME__LIVENESS_STALE_S, as the workers). Stops on SIGTERM or SIGINT.
     """
     # Imported here: faust is loaded only by the command that runs it.
     from workers.streams.velocity_job import run_velocity
@@ -33,5 +34,6 @@ def velocity(ctx: typer.Context) -> None:
         settings.kafka,
         velocity_section(settings),
         metrics_port=settings.metrics_port,
+        liveness_stale_s=settings.runtime.liveness_stale_s,
         log_level=settings.log_level,
     )

@@ -7,7 +7,7 @@ embedded Tansu broker needs (and that are harmless on Apache Kafka) are set here
   from the catalog (`liveops topics apply`), with their partition counts;
 - no idempotent producer and no transactions (faust enables them only for exactly_once, which
   we never ask for);
-- no faust web server: the job serves its own Prometheus /metrics;
+- no faust web server: the job serves its own /metrics, /healthz and /readyz (health.py);
 - optionally one record per producer batch: Tansu reports a partition's end offset as the
   start of its last batch, and faust restores tables by reading changelogs up to that end.
 """

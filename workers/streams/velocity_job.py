@@ -39,7 +39,7 @@ import faust
 import structlog
 from aiokafka.errors import KafkaError
 from faust.types import EventT, StreamT
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 
 from schemas.codec import decode, encode, headers_for, payload_type, validate
 from schemas.errors import ContractError
@@ -48,6 +48,7 @@ from topics.catalog import LEADERBOARD_SCORES, PLAYER_ACTIONS, PLAYER_FLAGS, Top
 from topics.settings import KafkaSettings
 from workers.streams.errors import StreamConfigError
 from workers.streams.faust_app import build_faust_app
+from workers.streams.health import HealthService
 from workers.streams.metrics import StreamMetrics
 from workers.streams.settings import VelocitySettings
 from workers.streams.velocity import (
@@ -187,24 +188,37 @@ def build_velocity_app(
 
 
 def run_velocity(
-    kafka: KafkaSettings, settings: VelocitySettings, *, metrics_port: int, log_level: str
+    kafka: KafkaSettings,
+    settings: VelocitySettings,
+    *,
+    metrics_port: int,
+    liveness_stale_s: float,
+    log_level: str,
 ) -> NoReturn:
     """Run the job until SIGTERM or SIGINT (faust owns the event loop and exits the process).
 
+    /metrics, /healthz and /readyz are served on `metrics_port` by a HealthService that the
+    faust Worker starts before the app, in the same loop (see workers/streams/health.py).
     faust stops gracefully on either signal: it finishes the record in flight, flushes the
     producer, commits offsets and leaves the group.
     """
     metrics = StreamMetrics(CollectorRegistry())
     app = build_velocity_app(kafka, settings, metrics)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    server, _thread = start_http_server(metrics_port, registry=metrics.registry)
+    health = HealthService(
+        app,
+        registry=metrics.registry,
+        input_topics=[topic.name for topic in INPUTS],
+        port=metrics_port,
+        liveness_stale_s=liveness_stale_s,
+    )
     log.info(
         "velocity.starting",
         app_id=settings.app_id,
         window_s=settings.window_s,
         max_events_per_window=settings.max_events_per_window,
-        metrics_port=server.server_port,
+        metrics_port=metrics_port,
         pid=os.getpid(),
     )
-    worker = faust.Worker(app, loglevel=log_level.upper(), quiet=True)
+    worker = faust.Worker(app, health, loglevel=log_level.upper(), quiet=True)
     worker.execute_from_commandline()

@@ -2,8 +2,9 @@
 
 A bursty player goes over the threshold in one window, a calm one stays at it, garbage bytes sit
 among the events; then the job stops, the bursty player goes on in the same window, and the job
-starts again. Other tests may publish to the same catalog topics in the same session, so every
-check is about this test's players and records. Waits poll the job's committed offsets.
+starts again. The probes (/readyz, /healthz, /metrics) are checked on a job joining its group.
+Other tests may publish to the same catalog topics in the same session, so every check is about
+this test's players and records. Waits poll the job's committed offsets and its /readyz.
 """
 
 from __future__ import annotations
@@ -197,3 +198,39 @@ async def test_a_crash_before_the_commit_counts_and_flags_nothing_twice(
     assert (tallies[bursty].count, tallies[bursty].flagged) == (len(burst), True)
     flags = await read_envelopes(kafka_settings, PLAYER_FLAGS, {bursty})
     assert [flag.event_id for flag in flags] == [flag_event_id(bursty, window)], second.log_tail()
+
+
+@pytest.mark.timeout(200)
+async def test_probes_answer_while_joining_and_pass_once_partitions_are_assigned(
+    kafka_settings: KafkaSettings,
+    unique_name: str,
+    tmp_path: Path,
+    processes: list[VelocityProcess],
+) -> None:
+    # Given a few events of one calm player
+    await apply_plan(kafka_settings, (*INPUTS, PLAYER_FLAGS))
+    settings = velocity_settings(unique_name, tmp_path)
+    window = window_for(int(time.time() * 1000), settings.window_s)
+    events = [action(f"{unique_name}-calm", window, i) for i in range(6)]
+    await publish(kafka_settings, events)
+
+    # When the job starts and /readyz is polled until it passes
+    job = VelocityProcess(kafka_settings, settings, tmp_path, "probed").start()
+    processes.append(job)
+    not_ready = await job.wait_ready(DRAIN_TIMEOUT_S)
+
+    # Then every earlier answer was a 503 naming its problems, with the loop alive meanwhile
+    for (status, body), health in not_ready:
+        assert status == 503 and body["ready"] is False and body["problems"], body
+        assert health is not None and health[0] == 200, (body, health)
+    # and once ready, /healthz says the loop is alive
+    health = await job.probe("/healthz")
+    assert health is not None and health[0] == 200 and health[1]["alive"] is True, health
+
+    # When everything published is counted and committed
+    await job.wait_drained(await end_offsets(kafka_settings, INPUTS), DRAIN_TIMEOUT_S)
+
+    # Then /metrics carries the job's counters (other tests' records may be counted too)
+    counted = await job.metric("liveops_stream_events_counted_total", job=JOB)
+    assert counted is not None and counted >= len(events), job.log_tail()
+    await stop_gracefully(job)

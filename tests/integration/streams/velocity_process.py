@@ -2,7 +2,7 @@
 
 VelocityProcess runs velocity_child with the test's settings and its own /metrics port; its
 logs go to a file shown when a test fails. The waits poll real state (the committed offsets of
-the job's group, /metrics) against a deadline; none sleeps for a fixed time as the signal.
+the job's group, /metrics, /readyz) against a deadline; none sleeps for a fixed time as the signal.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 POLL_S = 0.1
 #: (topic, key, value) as the tests publish them.
 Record = tuple[Topic, bytes, bytes | None]
+#: A probe's answer: HTTP status and JSON body.
+Answer = tuple[int, dict[str, object]]
 
 
 class VelocityProcess:
@@ -131,6 +133,35 @@ class VelocityProcess:
             for sample in family.samples
             if sample.name == name and labels.items() <= sample.labels.items()
         )
+
+    async def probe(self, path: str) -> Answer | None:
+        """GET a probe (/healthz, /readyz): its status and JSON body; None if unreachable."""
+        url = f"http://127.0.0.1:{self.metrics_port}{path}"
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session,
+                session.get(url) as response,
+            ):
+                body: dict[str, object] = await response.json()
+                return response.status, body
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+    async def wait_ready(self, timeout_s: float) -> list[tuple[Answer, Answer | None]]:
+        """Poll /readyz until it answers 200. Returns each earlier answer of /readyz paired
+        with /healthz asked right after it (None: unreachable). Raises, with the log, at the
+        deadline or if the job exits."""
+        not_ready: list[tuple[Answer, Answer | None]] = []
+        deadline = time.monotonic() + timeout_s
+        while (ready := await self.probe("/readyz")) is None or ready[0] != 200:
+            if ready is not None:
+                not_ready.append((ready, await self.probe("/healthz")))
+            if self.returncode is not None:
+                raise RuntimeError(f"{self.name} exited ({self.returncode})\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"/readyz still {ready}\n{self.log_tail()}")
+            await asyncio.sleep(POLL_S)
+        return not_ready
 
     def logged(self, event: str) -> list[dict[str, object]]:
         """The job's JSON log lines whose event is `event`."""
