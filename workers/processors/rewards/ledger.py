@@ -55,8 +55,8 @@ async def claim(
     """The durable claim of `claim_durably` (same rows, same result), in one round trip when
     no key was claimed before, which is nearly always.
 
-    All keys go in one INSERT (one statement even past _ROWS_PER_STATEMENT: a failing later
-    chunk would leave earlier ones claimed by us, and the fallback would take them for
+    All keys go in one INSERT (one statement even past sql's rows per statement: a failing
+    later chunk would leave earlier ones claimed by us, and the fallback would take them for
     duplicates). A duplicate key fails the whole statement and nothing of it stays; then the
     fallback reads (and locks) the existing rows and inserts the rest. A concurrent worker's
     uncommitted row for the same key makes this INSERT wait for that transaction, as its

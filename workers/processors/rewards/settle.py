@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 from workers.processors.rewards.actions import ActionKind
 from workers.processors.rewards.grants import (
@@ -50,9 +51,11 @@ class BatchState:
     purchase_rows: Mapping[str, tuple[LedgerRow, ...]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Settled:
-    """The outcome of one event; `record` is set when ledger rows were written for it."""
+class Settled(NamedTuple):
+    """The outcome of one event; `record` is set when ledger rows were written for it.
+
+    A NamedTuple: one is built per event of every batch, and it is cheaper than a frozen
+    dataclass."""
 
     kind: OutcomeKind
     reason: str = ""
