@@ -95,7 +95,7 @@ class RewardsProcessor:
     def dedup(self) -> DedupMode:
         """Who guards against a second application: the `dedup` setting (dedup_mode_of reads
         it). Either way the transaction's durable claim is the guard that counts."""
-        return self._settings.dedup
+        return DedupMode(self._settings.dedup)
 
     def __init__(
         self,
