@@ -1,6 +1,6 @@
 """The velocity job in a child process, as `liveops stream velocity` runs it, with the test's
 settings: `python -m tests.integration.streams.velocity_child KAFKA_JSON VELOCITY_JSON PORT
-[LIVENESS_STALE_S]`.
+LIVENESS_STALE_S`.
 
 The command reads its VelocitySettings from FleetSettings, which has no `velocity` section yet;
 this launcher hands the same run_velocity() the test's own settings instead.
@@ -12,22 +12,18 @@ import sys
 
 from topics.settings import KafkaSettings
 from workers.logs import configure_logging
-from workers.runtime.settings import RuntimeSettings
 from workers.streams.settings import VelocitySettings
 from workers.streams.velocity_job import run_velocity
 
 
 def main() -> None:
-    kafka_json, velocity_json, metrics_port = sys.argv[1:4]
-    liveness_stale_s = (
-        float(sys.argv[4]) if len(sys.argv) > 4 else RuntimeSettings().liveness_stale_s
-    )
+    kafka_json, velocity_json, metrics_port, liveness_stale_s = sys.argv[1:5]
     configure_logging("info", "json")
     run_velocity(
         KafkaSettings.model_validate_json(kafka_json),
         VelocitySettings.model_validate_json(velocity_json),
         metrics_port=int(metrics_port),
-        liveness_stale_s=liveness_stale_s,
+        liveness_stale_s=float(liveness_stale_s),
         log_level="info",
     )
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Collection, Iterable
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
@@ -26,6 +27,7 @@ from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import Topic
 from topics.devbroker import free_port
 from topics.settings import KafkaSettings
+from workers.runtime.settings import RuntimeSettings
 from workers.streams.settings import VelocitySettings
 from workers.streams.velocity import WindowTally
 
@@ -41,11 +43,18 @@ class VelocityProcess:
     """One `velocity_child` process; `name` labels its log file."""
 
     def __init__(
-        self, kafka: KafkaSettings, settings: VelocitySettings, log_dir: Path, name: str
+        self,
+        kafka: KafkaSettings,
+        settings: VelocitySettings,
+        log_dir: Path,
+        name: str,
+        *,
+        liveness_stale_s: float = RuntimeSettings().liveness_stale_s,
     ) -> None:
         self.kafka = kafka
         self.settings = settings
         self.name = name
+        self.liveness_stale_s = liveness_stale_s
         self.metrics_port = free_port()
         self.log_path = log_dir / f"{name}.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -58,6 +67,7 @@ class VelocityProcess:
             self.kafka.model_dump_json(),
             self.settings.model_dump_json(),
             str(self.metrics_port),
+            str(self.liveness_stale_s),
         ]
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and launcher
@@ -168,6 +178,16 @@ class VelocityProcess:
         lines = self.log_path.read_text(errors="replace").splitlines()
         entries = [json.loads(line) for line in lines if line.startswith("{")]
         return [entry for entry in entries if entry.get("event") == event]
+
+    def plain_lines_span_s(self, text: str) -> float:
+        """Seconds between the first and the last of faust's plain-text log lines (stamped
+        "[YYYY-mm-dd HH:MM:SS,mmm]") that contain `text`; 0 for fewer than two."""
+        stamps = [
+            datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
+            for line in self.log_path.read_text(errors="replace").splitlines()
+            if line.startswith("[") and text in line
+        ]
+        return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else 0.0
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
