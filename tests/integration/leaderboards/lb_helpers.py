@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
 
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from schemas.liveops.v1.leaderboards_pb2 import LeaderboardRankChanged
+from workers.processors.leaderboards import keys
+from workers.processors.leaderboards.journal import rows_of_entry
 from workers.processors.leaderboards.processor import LeaderboardsProcessor
+from workers.runtime.processor import Outcome
 
 _counter = itertools.count()
 
@@ -98,3 +104,17 @@ max_score = 30000
 archive_top_n = 0
 {extra}
 """
+
+
+async def journaled(client: aioredis.Redis, prefix: str) -> int:
+    """Submissions held in the journal stream (an entry holds those of one script call)."""
+    entries: Any = await client.xrange(keys.journal_key(prefix))
+    return sum(len(rows_of_entry(entry_id, fields)) for entry_id, fields in entries)
+
+
+async def settled(processor: LeaderboardsProcessor, batch: Sequence[Envelope]) -> list[Outcome]:
+    """handle(), then before_commit() as the runtime does before it commits the batch: the
+    applied submissions are then in MySQL too."""
+    outcomes = list(await processor.handle(batch))
+    await processor.before_commit()
+    return outcomes

@@ -20,7 +20,7 @@ from workers.processors.leaderboards.events import PRIZE_TOPIC, season_id
 from workers.processors.leaderboards.processor import LeaderboardsProcessor
 from workers.settings import FleetSettings, MySQLSettings, RedisSettings
 
-from .lb_helpers import NOW, boards_toml, seconds_after, submission
+from .lb_helpers import NOW, boards_toml, seconds_after, settled, submission
 
 pytestmark = pytest.mark.integration
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -35,8 +35,9 @@ async def seed(prefix: str, target: MySQLTarget, toml: str, board_id: str) -> No
             redis=client, mysql=pool, definitions=parse_definitions(toml), key_prefix=prefix
         )
         scores = [("ann", 30), ("bob", 10), ("cid", 20)]
-        await processor.handle(
-            [submission(board_id, p, s, seconds_after(NOW, i)) for i, (p, s) in enumerate(scores)]
+        await settled(
+            processor,
+            [submission(board_id, p, s, seconds_after(NOW, i)) for i, (p, s) in enumerate(scores)],
         )
     finally:
         pool.close()

@@ -10,12 +10,19 @@ import pytest
 import redis.asyncio as aioredis
 
 from workers.db import MySQLTarget, create_pool
-from workers.errors import TransientError
+from workers.errors import DependencyUnavailableError
 from workers.processors.leaderboards import keys
 from workers.processors.leaderboards.store import count_submissions
 from workers.runtime.processor import OutcomeKind
 
-from .lb_helpers import NOW, ProcessorFactory, seconds_after, submission
+from .lb_helpers import (
+    NOW,
+    ProcessorFactory,
+    journaled,
+    seconds_after,
+    settled,
+    submission,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -58,23 +65,24 @@ async def test_a_lost_mysql_connection_holds_the_batch_and_the_journal_catches_u
         await short_lock_waits(pool)
         other = hold_row_lock(mysql_target, first[0].idempotency_key)
         try:
-            # when a batch is handled, the runtime is told the batch failed for now,
-            with pytest.raises(TransientError, match="mysql"):
-                await processor.handle(first)
+            # when a batch is handled, the runtime is told it cannot commit the batch now,
+            await processor.handle(first)
+            with pytest.raises(DependencyUnavailableError, match="mysql"):
+                await processor.before_commit()
         finally:
             other.rollback()
             other.close()
         # while Redis applied it and kept every submission in the journal.
         assert await redis_client.zcard(keys.board_key(unique_name, arena, "2026-W48")) == 4
-        assert await redis_client.xlen(keys.journal_key(unique_name)) == 4
+        assert await journaled(redis_client, unique_name) == 4
         assert await count_submissions(pool, arena, "2026-W48") == 0
 
         # When the batch comes again (MySQL free), it is all duplicates, and the journal,
         # copied with it, leaves nothing behind:
-        again = await processor.handle([*first, submission(arena, "p9", 5, NOW)])
+        again = await settled(processor, [*first, submission(arena, "p9", 5, NOW)])
         assert [o.kind for o in again] == [OutcomeKind.DUPLICATE] * 4 + [OutcomeKind.APPLIED]
         assert await count_submissions(pool, arena, "2026-W48") == 5
-        assert await redis_client.xlen(keys.journal_key(unique_name)) == 0
+        assert await journaled(redis_client, unique_name) == 0
     finally:
         pool.close()
         await pool.wait_closed()

@@ -16,7 +16,7 @@ from workers.processors.leaderboards.rebuild import rebuild_board
 from workers.processors.leaderboards.store import count_submissions
 from workers.runtime.processor import OutcomeKind
 
-from .lb_helpers import NOW, ProcessorFactory, seconds_after, submission
+from .lb_helpers import NOW, ProcessorFactory, seconds_after, settled, submission
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ async def test_rebuilt_boards_equal_the_originals(
     kinds: list[OutcomeKind] = []
     for start in range(0, len(events), 50):
         batch = events[start : start + 50] + rng.choices(events[: start + 1], k=3)
-        kinds += [o.kind for o in await processor.handle(batch)]
+        kinds += [o.kind for o in await settled(processor, batch)]
     assert OutcomeKind.DUPLICATE in kinds and OutcomeKind.REJECTED in kinds  # rate limit hit
     originals = {}
     for board_id in ids:
@@ -98,8 +98,8 @@ async def test_the_journal_is_copied_once_and_emptied(
 ) -> None:
     arena = f"{board_prefix}-arena"
     processor = make_processor()
-    await processor.handle([submission(arena, "ann", 5, NOW), submission(arena, "bob", 6, NOW)])
-    # handle() flushed already: the stream is empty and a second flush copies nothing.
+    await settled(processor, [submission(arena, "ann", 5, NOW), submission(arena, "bob", 6, NOW)])
+    # before_commit() copied already: the stream is empty and a flush copies nothing.
     assert await redis_client.xlen(keys.journal_key(unique_name)) == 0
     assert await flush_journal(redis_client, mysql_pool, prefix=unique_name) == 0
     assert await count_submissions(mysql_pool, arena, "2026-W48") == 2

@@ -17,7 +17,7 @@ from workers.processors.leaderboards.store import count_submissions
 from workers.runtime.keys import DONE
 from workers.runtime.processor import DedupMode, OutcomeKind, dedup_mode_of
 
-from .lb_helpers import NOW, ProcessorFactory, seconds_after, submission
+from .lb_helpers import NOW, ProcessorFactory, seconds_after, settled, submission
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ async def test_two_workers_with_the_same_events_apply_each_once(
     one, other = make_processor(), make_processor()
 
     # When both handle them at the same time, with no runtime lease in front of them
-    results = await asyncio.gather(one.handle(batch), other.handle(batch))
+    results = await asyncio.gather(settled(one, batch), settled(other, batch))
 
     # Then each event was applied by exactly one of them and is a duplicate for the other
     for mine, theirs in zip(*results, strict=True):

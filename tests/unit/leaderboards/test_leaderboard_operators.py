@@ -14,6 +14,7 @@ from workers.processors.leaderboards.events import derived_event_id
 from workers.processors.leaderboards.periods import period_at
 from workers.processors.leaderboards.ranks import rank_changes
 from workers.processors.leaderboards.scoring import (
+    JOURNAL_PER_ENTRY,
     ScoreResult,
     ScoreStatus,
     ScoringScript,
@@ -65,16 +66,19 @@ def test_each_operator_maps_to_its_script_arguments(
         "px:dedup:leaderboards:k",
         "px:dedup:leaderboards:k",
     ]
-    ttl, _done, specs, spec, first, second = (
+    ttl, _done, specs, per_entry, spec, first, second = (
         args[0],
         args[1],
         args[2],
-        args[3:11],
-        args[11:17],
-        args[17:],
+        args[3],
+        args[4:13],
+        args[13:19],
+        args[19:],
     )
-    assert (ttl, specs) == (60, 1)
-    assert (spec[0], spec[5], spec[6:]) == (op, order, ["b", "2026-W48"])
+    assert (ttl, specs, per_entry) == (60, 1, JOURNAL_PER_ENTRY)
+    assert (spec[0], spec[5], spec[6:8]) == (op, order, ["b", "2026-W48"])
+    # Ranks are looked up only for values that may reach the top threshold (10 by default).
+    assert spec[8] == 10
     # The period's keys expire a retention after the period ends (2026-11-30).
     assert spec[4] == int(datetime(2026, 11, 30, tzinfo=UTC).timestamp()) + b.retention_s
     # Wednesday noon is 2.5 days into the week: the tie-break carries those seconds.

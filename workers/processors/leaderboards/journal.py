@@ -1,10 +1,16 @@
 """Copy the journal of applied submissions (a Redis stream) to MySQL, then trim it.
 
-The scoring script appends each applied submission to the stream in the same atomic call as
-the effect, so the stream holds exactly what Redis applied. Copying is idempotent (unique on the
-idempotency key) and entries are deleted only after the MySQL commit: a crash or a MySQL outage
-between the two leaves them in the stream, and the next flush copies them again harmlessly.
-Several workers may flush concurrently; they only insert the same rows twice, which is a no-op.
+The scoring script appends the submissions it applies to the stream in the same atomic call as
+the effect (one entry per up to JOURNAL_PER_ENTRY submissions), so the stream holds exactly what
+Redis applied. Copying is idempotent (unique on the idempotency key) and entries are deleted
+only after the MySQL commit: a crash or a MySQL outage between the two leaves them in the
+stream, and the next flush copies them again harmlessly. Several workers may flush
+concurrently; they only insert the same rows twice, which is a no-op.
+
+The processor copies what each batch applied from the script's answer (JournalCopier.add, then
+copy() in before_commit: no stream read), and flushes the whole stream only when something
+may have been left in it: at start, in the background, and before committing a batch that had
+repeats (their first run may have died before its copy).
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
 from typing import Any
 
 import aiomysql
@@ -23,50 +28,58 @@ import structlog
 
 from workers.errors import DependencyUnavailableError
 from workers.processors.leaderboards import keys
-from workers.processors.leaderboards.scoring import ScoreResult, Submission
-from workers.processors.leaderboards.store import SubmissionRecord, record_submissions
+from workers.processors.leaderboards.scoring import JOURNAL_SEQ_BITS
+from workers.processors.leaderboards.store import SubmissionRow, insert_rows
 from workers.runtime.failures import classify
 
 log = structlog.get_logger(__name__)
+_FIELDS = 7
 
 
 def _text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _record(entry_id: Any, fields: dict[Any, Any]) -> SubmissionRecord:
-    """One stream entry: a single field `d`, the JSON array the scoring script wrote."""
-    key, event_id, board_id, period, player_id, submitted, sort_value = json.loads(
-        fields[b"d"] if b"d" in fields else fields["d"]
-    )
-    ms, seq = _text(entry_id).split("-")
-    return SubmissionRecord(
-        idempotency_key=key,
-        event_id=event_id,
-        leaderboard_id=board_id,
-        period=period,
-        player_id=player_id,
-        submitted=int(submitted),
-        sort_value=int(float(sort_value)),
-        journal_ms=int(ms),
-        journal_seq=int(seq),
-    )
+def rows_of_entry(entry_id: Any, fields: dict[Any, Any]) -> list[SubmissionRow]:
+    """The rows of one stream entry: field `d`, a JSON array of 7 values per submission."""
+    values = json.loads(fields[b"d"] if b"d" in fields else fields["d"])
+    ms, seq = (int(part) for part in _text(entry_id).split("-"))
+    return [
+        (
+            key,
+            event_id,
+            board_id,
+            period,
+            player_id,
+            int(submitted),
+            int(float(sort_value)),
+            ms,
+            (seq << JOURNAL_SEQ_BITS) | place,
+        )
+        for place, (key, event_id, board_id, period, player_id, submitted, sort_value) in (
+            enumerate(zip(*[iter(values)] * _FIELDS, strict=True))
+        )
+    ]
 
 
 async def flush_journal(
     client: aioredis.Redis, pool: aiomysql.Pool, *, prefix: str, chunk: int = 1000
 ) -> int:
-    """Copy every journal entry to MySQL and delete it from the stream; return how many."""
+    """Copy every journal entry to MySQL and delete it from the stream; return how many
+    submissions were copied. Reads a few entries at a time (each holds up to 512)."""
     key = keys.journal_key(prefix)
+    entries_per_read = max(1, chunk // 64)
     copied = 0
     while True:
-        entries: Any = await client.xrange(key, count=chunk)
+        entries: Any = await client.xrange(key, count=entries_per_read)
         if not entries:
             return copied
-        await record_submissions(pool, [_record(i, f) for i, f in entries])
+        rows = [row for entry_id, fields in entries for row in rows_of_entry(entry_id, fields)]
+        for first in range(0, len(rows), chunk):
+            await insert_rows(pool, rows[first : first + chunk])
         await client.xdel(key, *[entry_id for entry_id, _ in entries])
-        copied += len(entries)
-        if len(entries) < chunk:
+        copied += len(rows)
+        if len(entries) < entries_per_read:
             return copied
 
 
@@ -75,34 +88,13 @@ def _sorted(exc: BaseException) -> BaseException:
     return classify(exc) or exc
 
 
-def _entry_id(record: SubmissionRecord) -> str:
-    return f"{record.journal_ms}-{record.journal_seq}"
-
-
-def record_of(sub: Submission, result: ScoreResult) -> SubmissionRecord:
-    """The MySQL record of an applied submission, from the scoring script's answer."""
-    if result.sort_value is None or result.journal_id is None:
-        raise ValueError("only applied submissions have a record")
-    ms, seq = result.journal_id.split("-")
-    return SubmissionRecord(
-        idempotency_key=sub.idempotency_key,
-        event_id=sub.event_id,
-        leaderboard_id=sub.board.id,
-        period=sub.period.key,
-        player_id=sub.player_id,
-        submitted=sub.operand,
-        sort_value=result.sort_value,
-        journal_ms=int(ms),
-        journal_seq=int(seq),
-    )
-
-
 class JournalCopier:
-    """Copies the journal after every batch (flush) and every `interval_s` in the background.
+    """Copies what batches applied (copy()) and, in case some copy failed, the whole stream
+    every `interval_s` in the background (flush()).
 
-    The background copy matters when a batch's copy failed (MySQL down): its events are
-    already `done` in Redis, so the runtime skips them when it polls them again and no later
-    batch may come soon; the entries must still reach MySQL.
+    The background copy matters when a batch's copy failed (MySQL down) and the process then
+    died: its events are already `done` in Redis, so the runtime skips them when they are
+    polled again; the entries must still reach MySQL.
     """
 
     def __init__(
@@ -120,6 +112,21 @@ class JournalCopier:
         self._chunk = chunk
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
+        #: Rows and stream entries applied by handled batches and not yet copied.
+        self._rows: list[SubmissionRow] = []
+        self._entries: list[str] = []
+        #: Whether the whole stream must be flushed before the next commit.
+        self._flush_due = False
+        self._lock = asyncio.Lock()
+
+    def add(self, rows: list[SubmissionRow], entry_ids: list[str]) -> None:
+        """Rows of one batch to copy, and the stream entries that hold them."""
+        self._rows += rows
+        self._entries += entry_ids
+
+    def flush_before_commit(self) -> None:
+        """Copy the whole stream with the next copy(): a repeat's row may only be there."""
+        self._flush_due = True
 
     async def flush(self) -> int:
         """Copy the whole stream now; DependencyUnavailableError (or TransientError) when
@@ -131,23 +138,25 @@ class JournalCopier:
         except (redis.exceptions.RedisError, pymysql.err.Error, OSError) as exc:
             raise _sorted(exc) from exc
 
-    async def copy(self, applied: Sequence[tuple[Submission, ScoreResult]]) -> None:
-        """Copy a batch's applied submissions, known from the script's answer, then delete
-        their entries; the stream is read back only if older entries are left (a failed copy).
-        Errors as flush()."""
-        records = [record_of(sub, result) for sub, result in applied]
-        try:
-            if records:
-                await record_submissions(self._pool, records)
-            pipe = self._client.pipeline(transaction=False)
-            if records:
-                pipe.xdel(keys.journal_key(self._prefix), *(_entry_id(r) for r in records))
-            pipe.xlen(keys.journal_key(self._prefix))
-            *_, left = await pipe.execute()
-        except (redis.exceptions.RedisError, pymysql.err.Error, OSError) as exc:
-            raise _sorted(exc) from exc
-        if left:
-            await self.flush()
+    async def copy(self) -> None:
+        """Copy every row added so far, then delete their entries; the whole stream too when
+        a flush is due. On failure the rows stay pending (and their entries in the stream);
+        errors as flush()."""
+        async with self._lock:
+            rows, entries = self._rows, self._entries
+            self._rows, self._entries = [], []
+            try:
+                for first in range(0, len(rows), self._chunk):
+                    await insert_rows(self._pool, rows[first : first + self._chunk])
+                if entries:
+                    await self._client.xdel(keys.journal_key(self._prefix), *entries)
+            except (redis.exceptions.RedisError, pymysql.err.Error, OSError) as exc:
+                self._rows, self._entries = rows + self._rows, entries + self._entries
+                self._flush_due = True
+                raise _sorted(exc) from exc
+            if self._flush_due:
+                await self.flush()
+                self._flush_due = False
 
     def start(self) -> None:
         if self._task is None and self._interval_s > 0:
@@ -161,12 +170,13 @@ class JournalCopier:
                 await self._task
             self._task = None
         with contextlib.suppress(DependencyUnavailableError):
+            await self.copy()
             await self.flush()
 
     async def _copy_periodically(self) -> None:
         while True:
-            await asyncio.sleep(self._interval_s)
             try:
                 await self.flush()
             except DependencyUnavailableError as exc:
                 log.warning("leaderboards journal copy failed; retrying later", error=str(exc))
+            await asyncio.sleep(self._interval_s)

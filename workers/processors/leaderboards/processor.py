@@ -13,10 +13,13 @@ Per batch, in this order:
    `done` and reports DUPLICATE.
 3. Turn rank movements into LeaderboardRankChanged outputs (entered a top-N threshold, reached
    first, overtaken from first), with ids derived from the source event.
-4. Record the applied submissions in MySQL (journal.py: from the script's answer, then their
-   journal entries are deleted) before returning, so that every submission whose offset the
-   runtime commits is durable in MySQL too; if that fails, the entries stay in the journal
-   and a later copy (next batch, or the background copy) records them.
+4. Queue the applied submissions' MySQL rows, built from the script's answer; before_commit()
+   (the runtime calls it before it publishes the batch's outputs and commits its offsets,
+   possibly while the next batch is handled) inserts them and deletes their journal entries,
+   so every submission whose offset the runtime commits is durable in MySQL too. If that
+   fails, the rows stay queued and the entries in the journal; a batch with repeats (their
+   first run may have died before its copy) and the first commit of a process copy the whole
+   journal too, and the background copy catches up whatever is left.
 5. Close periods that ended more than `close_grace_s` ago (closing.py) and attach their prize
    events to this batch's first final outcome, so the runtime publishes them before it commits.
    A failed close is logged and tried again with the next batch; it never fails the batch.
@@ -39,19 +42,25 @@ from prometheus_client import CollectorRegistry, Counter
 
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import LEADERBOARDS_GROUP, ConsumerGroup
+from workers.errors import DependencyUnavailableError, TransientError
 from workers.processors.leaderboards import closing, events
-from workers.processors.leaderboards.definitions import Definitions, LeaderboardDefinition
+from workers.processors.leaderboards.definitions import Definitions
 from workers.processors.leaderboards.journal import JournalCopier
-from workers.processors.leaderboards.periods import LeaderboardPeriod, period_at
+from workers.processors.leaderboards.periods import LeaderboardPeriod
 from workers.processors.leaderboards.ranks import rank_changes
+from workers.processors.leaderboards.rules import BoardRules, instant_of, micros
 from workers.processors.leaderboards.scoring import (
+    STATUS_CODES,
     ScoreResult,
     ScoreStatus,
+    ScoringCall,
     ScoringScript,
     Submission,
+    result_of,
 )
 from workers.processors.leaderboards.settings import LeaderboardSettings
-from workers.runtime.processor import DedupMode, Outcome, OutcomeKind, OutputEvent
+from workers.processors.leaderboards.store import SubmissionRow
+from workers.runtime.processor import DedupMode, Outcome, OutcomeKind
 from workers.runtime.settings import WEEK_S
 
 Reason = events.RejectionReason
@@ -63,6 +72,9 @@ _REASONS = {
 #: Longest ids the MySQL record holds (migrations/versions/0003_leaderboards.py).
 _ID_LIMITS = {"player_id": 128, "idempotency_key": 191, "event_id": 64}
 _FINAL = frozenset({OutcomeKind.APPLIED, OutcomeKind.DUPLICATE, OutcomeKind.REJECTED})
+#: A submission checked before scoring: its board's rules, period, received_at in
+#: microseconds, and the value the script applies (the score, negated on decrement boards).
+_Checked = tuple[BoardRules, LeaderboardPeriod, int, int]
 
 
 def _now() -> datetime:
@@ -106,7 +118,7 @@ class LeaderboardsProcessor:
             chunk=self._settings.journal_chunk,
             interval_s=self._settings.journal_copy_interval_s,
         )
-        self._periods: dict[str, LeaderboardPeriod] = {}
+        self._rules = {board.id: BoardRules(board) for board in definitions}
         registry = metrics if metrics is not None else CollectorRegistry()
         self._rejections = Counter(
             "liveops_leaderboard_rejections",
@@ -157,92 +169,149 @@ class LeaderboardsProcessor:
 
     async def handle(self, batch: Sequence[Envelope]) -> Sequence[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(batch)
-        accepted: list[tuple[int, Submission]] = []
-        refused: list[tuple[int, Outcome]] = []
+        call = self._script.call()
+        #: In call order: (index, refusal or None, the checked submission or None).
+        sent: list[tuple[int, Outcome | None, _Checked | None]] = []
         for index, envelope in enumerate(batch):
-            checked = self.submission_of(envelope)
-            if isinstance(checked, Submission):
-                accepted.append((index, checked))
-            elif checked.kind is OutcomeKind.REJECTED:
-                refused.append((index, checked))  # final once the script sets its marker
-            else:
-                outcomes[index] = checked
-        results = await self._script.apply(
-            [sub for _, sub in accepted],
-            refused=[batch[index].idempotency_key for index, _ in refused],
-        )
-        applied: list[tuple[Submission, ScoreResult]] = []
-        for (index, sub), result in zip(accepted, results[: len(accepted)], strict=True):
-            outcomes[index] = self._outcome(batch[index], sub, result)
-            if result.status is ScoreStatus.APPLIED:
-                applied.append((sub, result))
-        for (index, refusal), result in zip(refused, results[len(accepted) :], strict=True):
-            if result.status is ScoreStatus.DUPLICATE:
-                outcomes[index] = Outcome.duplicate()
-            else:
-                self._count_rejection(batch[index], refusal)
-                outcomes[index] = refusal
-        await self._journal.copy(applied)
+            checked = self._check(envelope)
+            if isinstance(checked, Outcome):
+                if checked.kind is OutcomeKind.REJECTED:  # final once the script sets its marker
+                    call.refuse(envelope.idempotency_key)
+                    sent.append((index, checked, None))
+                else:
+                    outcomes[index] = checked
+                continue
+            rules, period, us, operand = checked
+            call.add(
+                call.spec(rules.board, period),
+                operand,
+                rules.tie_break(us),
+                envelope.player_id,
+                envelope.idempotency_key,
+                envelope.event_id,
+            )
+            sent.append((index, None, checked))
+        if sent:
+            await self._apply(batch, call, sent, outcomes)
         final = [outcome for outcome in outcomes if outcome is not None]
         if self._settings.close_lazily:
             final = await self._close_due_periods(final)
         return final
 
-    def submission_of(self, envelope: Envelope) -> Submission | Outcome:
-        """The submission to apply, or the final outcome of an event refused before scoring."""
-        if envelope.WhichOneof("payload") != "score_submitted":
-            return Outcome.failed(f"not a score submission: {envelope.WhichOneof('payload')}")
-        too_long = [
-            name for name, limit in _ID_LIMITS.items() if len(getattr(envelope, name)) > limit
-        ]
-        if too_long:
+    async def before_commit(self) -> None:
+        """Make the applied submissions of every batch handled so far durable in MySQL (the
+        runtime's BeforeCommit hook: before it publishes a batch's outputs and commits its
+        offsets, possibly while the next batch is handled). DependencyUnavailableError, named
+        after the store that failed, when that cannot be done now."""
+        try:
+            await self._journal.copy()
+        except TransientError as exc:  # a lock wait or deadlock: the batch waits all the same
+            raise DependencyUnavailableError(str(exc)) from exc
+
+    async def _apply(
+        self,
+        batch: Sequence[Envelope],
+        call: ScoringCall,
+        sent: list[tuple[int, Outcome | None, _Checked | None]],
+        outcomes: list[Outcome | None],
+    ) -> None:
+        """One script call for the batch; outcomes and journal rows from its answer."""
+        places, answers = await self._script.run(call)
+        rows: list[SubmissionRow] = []
+        applied = Outcome.applied()
+        for (index, refusal, checked), answer in zip(sent, answers, strict=True):
+            envelope = batch[index]
+            kind = type(answer)
+            if checked is not None and (kind is int or kind is list):
+                rules, period, _, operand = checked
+                journal = places.place(len(rows))
+                value = answer if kind is int else answer[0]
+                rows.append(
+                    (
+                        envelope.idempotency_key,
+                        envelope.event_id,
+                        rules.id,
+                        period.key,
+                        envelope.player_id,
+                        operand,
+                        value,
+                        *journal,
+                    )
+                )
+                outcomes[index] = (
+                    applied
+                    if kind is int
+                    else self._ranked(envelope, checked, result_of(answer, journal))
+                )
+                continue
+            status = STATUS_CODES[answer]
+            if status is ScoreStatus.DUPLICATE:
+                # Its row may be only in the journal (a first run died before copying it).
+                self._journal.flush_before_commit()
+                outcomes[index] = Outcome.duplicate()
+            elif refusal is not None:
+                self._count_rejection(envelope, refusal)
+                outcomes[index] = refusal
+            elif checked is not None:
+                rules, period, _, _ = checked
+                score = envelope.score_submitted.score
+                rejected = self._reject(envelope, period.key, score, _REASONS[status])
+                self._count_rejection(envelope, rejected)
+                outcomes[index] = rejected
+        self._journal.add(rows, places.entry_ids)
+
+    def _check(self, envelope: Envelope) -> _Checked | Outcome:
+        """The rules, period, received_at (us) and operand of a submission to apply, or the
+        final outcome of an event refused before scoring."""
+        payload = envelope.WhichOneof("payload")
+        if payload != "score_submitted":
+            return Outcome.failed(f"not a score submission: {payload}")
+        if (
+            len(envelope.player_id) > _ID_LIMITS["player_id"]
+            or len(envelope.idempotency_key) > _ID_LIMITS["idempotency_key"]
+            or len(envelope.event_id) > _ID_LIMITS["event_id"]
+        ):
+            too_long = [
+                name for name, limit in _ID_LIMITS.items() if len(getattr(envelope, name)) > limit
+            ]
             # The MySQL record could not hold it: refuse it here, or it would block the journal.
             return Outcome.failed(f"{', '.join(too_long)} longer than the record allows")
         submitted = envelope.score_submitted
-        received_at = (
-            envelope.received_at.ToDatetime(tzinfo=UTC)
-            if envelope.HasField("received_at")
-            else self._clock()
-        )
-        board = self._definitions.get(submitted.leaderboard_id)
-        if board is None:
+        rules = self._rules.get(submitted.leaderboard_id)
+        if rules is None:
             return self._reject(
-                envelope,
-                "",
-                submitted.score,
-                Reason.SCORE_REJECTION_REASON_UNKNOWN_LEADERBOARD,
+                envelope, "", submitted.score, Reason.SCORE_REJECTION_REASON_UNKNOWN_LEADERBOARD
             )
-        period = self._period_of(board, received_at)
-        if not board.is_open_at(received_at):
+        if envelope.HasField("received_at"):
+            received = envelope.received_at
+            us = received.seconds * 1_000_000 + received.nanos // 1000
+        else:
+            us = micros(self._clock())
+        period = rules.period_at(us)
+        score = submitted.score
+        if not rules.is_open_at(us):
+            return self._reject(envelope, period.key, score, Reason.SCORE_REJECTION_REASON_CLOSED)
+        if not rules.min_score <= score <= rules.max_score:
             return self._reject(
-                envelope,
-                period.key,
-                submitted.score,
-                Reason.SCORE_REJECTION_REASON_CLOSED,
+                envelope, period.key, score, Reason.SCORE_REJECTION_REASON_OUT_OF_RANGE
             )
-        if not board.min_score <= submitted.score <= board.max_score:
-            return self._reject(
-                envelope,
-                period.key,
-                submitted.score,
-                Reason.SCORE_REJECTION_REASON_OUT_OF_RANGE,
-            )
+        return (rules, period, us, -score if rules.negate else score)
+
+    def submission_of(self, envelope: Envelope) -> Submission | Outcome:
+        """The submission to apply, or the final outcome of an event refused before scoring."""
+        checked = self._check(envelope)
+        if not isinstance(checked, tuple):
+            return checked
+        rules, period, us, _ = checked
         return Submission(
             idempotency_key=envelope.idempotency_key,
             event_id=envelope.event_id,
             player_id=envelope.player_id,
-            board=board,
+            board=rules.board,
             period=period,
-            score=submitted.score,
-            received_at=received_at,
+            score=envelope.score_submitted.score,
+            received_at=instant_of(us),
         )
-
-    def _period_of(self, board: LeaderboardDefinition, instant: datetime) -> LeaderboardPeriod:
-        """period_at, remembering the last answer per board (nearly every event hits it)."""
-        known = self._periods.get(board.id)
-        if known is None or not known.contains(instant):
-            known = self._periods[board.id] = period_at(board, instant)
-        return known
 
     def _count_rejection(self, envelope: Envelope, outcome: Outcome) -> None:
         """The rejections metric, once the refusal is final (not a redelivered one)."""
@@ -273,23 +342,23 @@ class LeaderboardsProcessor:
             return envelope.received_at.ToDatetime(tzinfo=UTC)
         return self._clock()
 
-    def _outcome(self, envelope: Envelope, sub: Submission, result: ScoreResult) -> Outcome:
-        if result.status is ScoreStatus.DUPLICATE:
-            return Outcome.duplicate()
-        if result.status is not ScoreStatus.APPLIED:
-            rejected = self._reject(envelope, sub.period.key, sub.score, _REASONS[result.status])
-            self._count_rejection(envelope, rejected)
-            return rejected
-        return Outcome.applied(*self._rank_events(envelope, sub, result))
-
-    def _rank_events(
-        self, envelope: Envelope, sub: Submission, result: ScoreResult
-    ) -> list[OutputEvent]:
+    def _ranked(self, envelope: Envelope, checked: _Checked, result: ScoreResult) -> Outcome:
+        """An applied submission whose ranks were read: its rank-changed events, if any."""
+        rules, period, us, _ = checked
+        sub = Submission(
+            idempotency_key=envelope.idempotency_key,
+            event_id=envelope.event_id,
+            player_id=envelope.player_id,
+            board=rules.board,
+            period=period,
+            score=envelope.score_submitted.score,
+            received_at=instant_of(us),
+        )
         outputs = rank_changes(envelope, sub, result)
         for output in outputs:
             kind = output.envelope.leaderboard_rank_changed.kind
-            self._rank_changes.labels(sub.board.id, events.RankChangeKind.Name(kind)).inc()
-        return outputs
+            self._rank_changes.labels(rules.id, events.RankChangeKind.Name(kind)).inc()
+        return Outcome.applied(*outputs)
 
     async def _close_due_periods(self, outcomes: list[Outcome]) -> list[Outcome]:
         carrier = next((i for i, o in enumerate(outcomes) if o.kind in _FINAL), None)

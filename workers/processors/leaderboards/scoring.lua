@@ -3,7 +3,7 @@
 -- Submissions of one batch mostly hit a few (board, period) pairs, so each pair is described
 -- once (a "spec") and each submission only points at its spec.
 -- ARGV[1] dedup TTL in seconds, ARGV[2] the "done" value, ARGV[3] the number of specs S,
--- then 8 values per spec:
+-- ARGV[4] the most submissions one journal entry holds, then 9 values per spec:
 --   op            "gt" | "lt" (best), "set" (latest), "add" (increment/decrement)
 --   multiplier    2**time_bits
 --   limit         largest absolute score the sort value holds exactly
@@ -11,29 +11,40 @@
 --   expire_at     unix seconds when the period's keys expire; 0 = never
 --   rank_order    "rev" (higher is better, ZREVRANK) or "fwd" (lower is better, ZRANK)
 --   board id, period
+--   rank_limit    the largest rank any rank-changed event of the board needs (its top
+--                 threshold, at least 1): ranks are looked up only when a submission can end
+--                 within it
 -- then 6 values per submission: spec number (1-based), value (the score; for "add" the signed
 -- delta), tie_break (from encoding.py), player, idempotency key, event id. Spec number 0 marks
 -- an event the processor refused before scoring (unknown board, score out of range...): only
 -- its dedup marker is checked and set, so its redelivery is a duplicate, not a new refusal.
 -- KEYS[1] the journal stream; KEYS[2 + 3*(s-1)] .. +2: spec s's sorted set, submissions hash
 -- and closed marker; KEYS[1 + 3*S + i]: submission i's dedup marker.
--- Returns one JSON array with, per submission, {status} or, when applied, {status, old_rank,
--- new_rank, sort_value, leader, leader_rank, leader_value, journal_id}: ranks 0-based, -1
--- when absent or not looked up (a best score not beaten changes no rank, so none is read);
--- sort_value is the player's value after the submission; journal_id is the stream id of the
--- submission's journal entry;
--- leader is who was first before this submission when the submitter took first place ("" if
--- none, or the submitter was first already, or did not become first: no event needs it then),
--- leader_rank and leader_value its rank and sort value after it. Sort values travel as
--- strings (exact to 2**53; cjson would round numbers to 14 digits). Status: applied, duplicate, closed,
--- rate_limited, out_of_range, refused (spec 0). Every status but duplicate is final and sets
--- the dedup marker to done (the processor guards itself: DedupMode.PROCESSOR); only
--- "applied" changes anything else: it counts the submission and appends it to the journal,
--- all in this same atomic call.
-local ttl, done, nspecs = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local spec_width, sub_width = 8, 6
-local first_sub = 3 + nspecs * spec_width
-local results = {}
+--
+-- Returns one flat array, cheap to parse: J (the number of journal entries written), the J
+-- entry ids, then one element per submission:
+--   a status string when not applied: "d" duplicate, "r" refused (spec 0), "c" closed,
+--   "l" rate limited, "o" out of range;
+--   an integer when applied and no rank was looked up: the player's sort value after it (a
+--   best score not beaten changes no rank; a value worse than the rank_limit-th best cannot
+--   make any rank event, so neither rank is read);
+--   an array when applied and ranks were read: {sort_value, old_rank, new_rank, leader_rank,
+--   leader_value, leader}, ranks 0-based and -1 when absent; leader is who was first before
+--   this submission when the submitter took first place ("" if none, or the submitter was
+--   first already, or did not become first: no event needs it then), leader_rank and
+--   leader_value its rank and sort value after it (-1 when there is no leader).
+-- Sort values are integers below 2**53, exact as doubles and as integer replies.
+-- Every status but duplicate is final and sets the dedup marker to done (the processor
+-- guards itself: DedupMode.PROCESSOR); only "applied" changes anything else: it counts the
+-- submission and journals it, all in this same atomic call. The journal holds one stream
+-- entry per ARGV[4] applied submissions, field `d`: a JSON array of 7 values per submission
+-- (idempotency key, event id, board, period, player, value, sort value after it), in
+-- application order; journal.py reads them back.
+local ttl, done, nspecs, per_entry = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local spec_width, sub_width = 9, 6
+local first_sub = 4 + nspecs * spec_width
+local first_key = 1 + nspecs * 3
+local results, entries, journal = {}, {}, {}
 
 local function rank_of(order, key, member)
   local r
@@ -43,97 +54,143 @@ local function rank_of(order, key, member)
   return r
 end
 
-local function member_at(order, key, rank)
-  local found
-  if order == 'rev' then found = redis.call('ZREVRANGE', key, rank, rank)
-  else found = redis.call('ZRANGE', key, rank, rank) end
-  return found[1] or ''
+local function at_rank(order, key, rank)
+  if order == 'rev' then return redis.call('ZREVRANGE', key, rank, rank, 'WITHSCORES') end
+  return redis.call('ZRANGE', key, rank, rank, 'WITHSCORES')
 end
 
 local function fmt(x) return string.format('%.17g', x) end
 
--- Per spec, once: is the period closed; did anything change (then its keys get their expiry).
-local closed_spec, touched = {}, {}
+local function flush_journal()
+  if #journal > 0 then
+    entries[#entries + 1] = redis.call('XADD', KEYS[1], '*', 'd', cjson.encode(journal))
+    journal = {}
+  end
+end
+
+-- Per spec, once: is the period closed; did anything change (then its keys get their expiry);
+-- the rank_limit-th best sort value (a bound that only stays valid while no member gets worse:
+-- a member getting worse forgets it; false when the board is smaller than rank_limit).
+local closed_spec, touched, cutoff = {}, {}, {}
 for s = 1, nspecs do
   closed_spec[s] = redis.call('EXISTS', KEYS[2 + (s - 1) * 3 + 2]) == 1
 end
 
+-- Whether a player whose sort value is now `value` may hold a rank within the spec's limit.
+local function may_rank(s, order, board, value)
+  local bound = cutoff[s]
+  if bound == nil then
+    local found = at_rank(order, board, tonumber(ARGV[4 + (s - 1) * spec_width + 9]) - 1)
+    bound = found[2] and tonumber(found[2]) or false
+    cutoff[s] = bound
+  end
+  if bound == false then return true end
+  if order == 'rev' then return value >= bound end
+  return value <= bound
+end
+
+local applied = 0
 for i = 1, (#ARGV - first_sub) / sub_width do
   local a = first_sub + (i - 1) * sub_width
   local s = tonumber(ARGV[a + 1])
-  local value, tie_break = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-  local player, idem, event_id = ARGV[a + 4], ARGV[a + 5], ARGV[a + 6]
-  local p = 3 + (s - 1) * spec_width
-  local op, multiplier, limit = ARGV[p + 1], tonumber(ARGV[p + 2]), tonumber(ARGV[p + 3])
-  local max_subs, order = tonumber(ARGV[p + 4]), ARGV[p + 6]
-  local k = 2 + (s - 1) * 3
-  local board, subs = KEYS[k], KEYS[k + 1]
-  local dedup = KEYS[1 + nspecs * 3 + i]
-  local status = 'applied'
-  if redis.call('GET', dedup) == done then
-    status = 'duplicate'
+  local dedup = KEYS[first_key + i]
+  local status = 'a'
+  -- Set first, read the previous value in the same command: every status but duplicate
+  -- is final and marks the event done; a duplicate only refreshes its marker's expiry.
+  if redis.call('SET', dedup, done, 'EX', ttl, 'GET') == done then
+    status = 'd'
   elseif s == 0 then
-    status = 'refused'
+    status = 'r'
   elseif closed_spec[s] then
-    status = 'closed'
-  elseif max_subs > 0 and (tonumber(redis.call('HGET', subs, player)) or 0) >= max_subs then
-    status = 'rate_limited'
+    status = 'c'
   end
-  local current, raw = nil, value
-  if status == 'applied' then
+  local p = 4 + (s - 1) * spec_width
+  local k = 2 + (s - 1) * 3
+  local board, subs, player = KEYS[k], KEYS[k + 1], ARGV[a + 4]
+  local op, max_subs
+  if status == 'a' then
+    op, max_subs = ARGV[p + 1], tonumber(ARGV[p + 4])
+    if max_subs > 0 and (tonumber(redis.call('HGET', subs, player)) or 0) >= max_subs then
+      status = 'l'
+    end
+  end
+  local current, raw, multiplier = nil, nil, nil
+  if status == 'a' then
+    raw, multiplier = tonumber(ARGV[a + 2]), tonumber(ARGV[p + 2])
     local found = redis.call('ZSCORE', board, player)  -- false (not nil) when absent
     if found then current = tonumber(found) end
     if op == 'add' then
-      if current then raw = math.floor(current / multiplier) + value end
-      if math.abs(raw) > limit then status = 'out_of_range' end
+      if current then raw = math.floor(current / multiplier) + raw end
+      if math.abs(raw) > tonumber(ARGV[p + 3]) then status = 'o' end
     end
   end
-  if status ~= 'applied' then
-    if status ~= 'duplicate' then redis.call('SET', dedup, done, 'EX', ttl) end
-    results[i] = {status}
+  if status ~= 'a' then
+    results[i] = status
   else
-    local sort_value = raw * multiplier + tie_break
+    local order = ARGV[p + 6]
+    local sort_value = raw * multiplier + tonumber(ARGV[a + 3])
     local changed = current == nil or op == 'set' or op == 'add'
       or (op == 'gt' and sort_value > current) or (op == 'lt' and sort_value < current)
-    local old_rank, new_rank, leader, leader_rank, leader_value = -1, -1, '', -1, ''
-    local stored = fmt(current or 0)
+    local stored = current or 0
+    local result = current or 0
     if changed then
-      if current then old_rank = rank_of(order, board, player) end
+      stored = sort_value
+      local worse = current ~= nil
+        and ((order == 'rev' and sort_value < current) or (order == 'fwd' and sort_value > current))
+      local ranked = not worse and may_rank(s, order, board, sort_value)
+      local old_rank = -1
+      if ranked and current then old_rank = rank_of(order, board, player) end
       if op == 'gt' or op == 'lt' then
         redis.call('ZADD', board, string.upper(op), fmt(sort_value), player)
       else
         redis.call('ZADD', board, fmt(sort_value), player)
       end
-      stored = fmt(sort_value)
-      new_rank = rank_of(order, board, player)
-      -- Only this player moved: if they are first now and were not, whoever was first is
-      -- second now. Otherwise no rank event needs the leader, so none is looked up.
-      if new_rank == 0 and old_rank ~= 0 then
-        leader = member_at(order, board, 1)
-        if leader ~= '' then
-          leader_rank = 1
-          leader_value = redis.call('ZSCORE', board, leader)
+      if worse then cutoff[s] = nil end
+      result = sort_value
+      if ranked then
+        local new_rank = rank_of(order, board, player)
+        local leader, leader_rank, leader_value = '', -1, -1
+        -- Only this player moved: if they are first now and were not, whoever was first is
+        -- second now. Otherwise no rank event needs the leader, so none is looked up.
+        if new_rank == 0 and old_rank ~= 0 then
+          local second = at_rank(order, board, 1)
+          if second[1] then
+            leader, leader_rank, leader_value = second[1], 1, tonumber(second[2])
+          end
         end
+        result = {sort_value, old_rank, new_rank, leader_rank, leader_value, leader}
       end
       touched[s] = true
     end
-    redis.call('SET', dedup, done, 'EX', ttl)
     if max_subs > 0 then
       redis.call('HINCRBY', subs, player, 1)
       touched[s] = true
     end
-    local journal_id = redis.call('XADD', KEYS[1], '*', 'd', cjson.encode(
-      {idem, event_id, ARGV[p + 7], ARGV[p + 8], player, ARGV[a + 2], stored}))
-    results[i] = {status, old_rank, new_rank, stored, leader, leader_rank, leader_value,
-      journal_id}
+    local n = #journal
+    journal[n + 1] = ARGV[a + 5]
+    journal[n + 2] = ARGV[a + 6]
+    journal[n + 3] = ARGV[p + 7]
+    journal[n + 4] = ARGV[p + 8]
+    journal[n + 5] = player
+    journal[n + 6] = ARGV[a + 2]
+    journal[n + 7] = fmt(stored)
+    applied = applied + 1
+    if applied % per_entry == 0 then flush_journal() end
+    results[i] = result
   end
 end
+flush_journal()
 
 for s = 1, nspecs do
-  local expire_at = tonumber(ARGV[3 + (s - 1) * spec_width + 5])
+  local expire_at = tonumber(ARGV[4 + (s - 1) * spec_width + 5])
   if touched[s] and expire_at > 0 then
     redis.call('EXPIREAT', KEYS[2 + (s - 1) * 3], expire_at)
     redis.call('EXPIREAT', KEYS[2 + (s - 1) * 3 + 1], expire_at)
   end
 end
-return cjson.encode(results)
+
+local reply = {#entries}
+for e = 1, #entries do reply[e + 1] = entries[e] end
+local offset = #entries + 1
+for i = 1, #results do reply[offset + i] = results[i] end
+return reply

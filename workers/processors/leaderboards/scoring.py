@@ -10,11 +10,12 @@ Every final decision (applied, or refused for any reason, including events the p
 refused before scoring) sets the event's dedup marker in the same call, and a marker already
 `done` makes the event a duplicate: the processor guards itself (DedupMode.PROCESSOR), so
 the runtime skips its own claim and marks.
+The hot path (the processor) fills a ScoringCall and reads the flat reply itself; apply() is
+the same call for a list of Submissions, answered with ScoreResults.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,10 @@ from workers.runtime.keys import DONE
 
 _SCRIPT = resources.files(__package__).joinpath("scoring.lua").read_text(encoding="utf-8")
 _OPS = {"best": None, "latest": "set", "increment": "add", "decrement": "add"}
+#: Applied submissions per journal stream entry (scoring.lua); below 2**JOURNAL_SEQ_BITS.
+JOURNAL_PER_ENTRY = 512
+#: A journal row's order is (entry ms, entry seq << JOURNAL_SEQ_BITS | place in the entry).
+JOURNAL_SEQ_BITS = 20
 
 
 class ScoreStatus(StrEnum):
@@ -43,6 +48,16 @@ class ScoreStatus(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     #: Refused before scoring by the processor; its dedup marker is now set.
     REFUSED = "refused"
+
+
+#: The script's one-letter answers for submissions it did not apply.
+STATUS_CODES = {
+    b"d": ScoreStatus.DUPLICATE,
+    b"r": ScoreStatus.REFUSED,
+    b"c": ScoreStatus.CLOSED,
+    b"l": ScoreStatus.RATE_LIMITED,
+    b"o": ScoreStatus.OUT_OF_RANGE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +80,8 @@ class Submission:
 
 @dataclass(frozen=True, slots=True)
 class ScoreResult:
-    """What the script did with one submission; ranks are 1-based, None when unranked."""
+    """What the script did with one submission; ranks are 1-based, None when unranked or not
+    looked up (the new value could not rank within the board's thresholds)."""
 
     status: ScoreStatus
     old_rank: int | None = None
@@ -77,23 +93,114 @@ class ScoreResult:
     leader_before: str | None = None
     leader_rank_after: int | None = None
     leader_sort_value: int | None = None
-    #: The stream id of the journal entry ("<ms>-<seq>"): the order of application.
-    journal_id: str | None = None
+    #: Where the journal holds it: (ms, seq) ordering the MySQL rows (JOURNAL_SEQ_BITS).
+    journal: tuple[int, int] | None = None
 
 
-def _op(board: LeaderboardDefinition) -> str:
+def op_of(board: LeaderboardDefinition) -> str:
     return _OPS[board.operator] or ("gt" if board.better == "higher" else "lt")
 
 
-def _expire_at(sub: Submission) -> int:
-    if sub.period.ends_at is None:
-        return 0
-    return int(sub.period.ends_at.timestamp()) + sub.board.retention_s
+def rank_limit(board: LeaderboardDefinition) -> int:
+    """The largest rank a rank-changed event of this board is about (first place at least)."""
+    return max((1, *board.top_thresholds))
 
 
-def _rank(raw: Any) -> int | None:
-    value = int(raw)
-    return None if value < 0 else value + 1
+def _rank(raw: int) -> int | None:
+    return None if raw < 0 else raw + 1
+
+
+def result_of(raw: Any, journal: tuple[int, int] | None = None) -> ScoreResult:
+    """A ScoreResult from one element of the script's reply (see scoring.lua)."""
+    if isinstance(raw, bytes):
+        return ScoreResult(STATUS_CODES[raw])
+    if isinstance(raw, int):
+        return ScoreResult(ScoreStatus.APPLIED, sort_value=raw, journal=journal)
+    sort_value, old_rank, new_rank, leader_rank, leader_value, leader = raw
+    return ScoreResult(
+        ScoreStatus.APPLIED,
+        old_rank=_rank(old_rank),
+        new_rank=_rank(new_rank),
+        sort_value=sort_value,
+        leader_before=leader.decode() or None,
+        leader_rank_after=_rank(leader_rank),
+        leader_sort_value=leader_value if leader_rank >= 0 else None,
+        journal=journal,
+    )
+
+
+class JournalPlaces:
+    """The journal place of each applied submission of one call, in application order."""
+
+    def __init__(self, entry_ids: Sequence[Any]) -> None:
+        self.entry_ids = [i.decode() if isinstance(i, bytes) else str(i) for i in entry_ids]
+        self._parsed = [tuple(int(part) for part in i.split("-")) for i in self.entry_ids]
+
+    def place(self, applied: int) -> tuple[int, int]:
+        """(journal_ms, journal_seq) of the `applied`-th (0-based) applied submission."""
+        ms, seq = self._parsed[applied // JOURNAL_PER_ENTRY]
+        return ms, (seq << JOURNAL_SEQ_BITS) | (applied % JOURNAL_PER_ENTRY)
+
+
+class ScoringCall:
+    """KEYS and ARGV of one script call, filled submission by submission."""
+
+    __slots__ = ("_prefix", "_spec_args", "_spec_keys", "_specs", "_sub_args", "_sub_keys")
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self._specs: dict[tuple[str, str], int] = {}
+        self._spec_keys: list[str] = []
+        self._spec_args: list[Any] = []
+        self._sub_keys: list[str] = []
+        self._sub_args: list[Any] = []
+
+    def __len__(self) -> int:
+        return len(self._sub_keys)
+
+    def spec(self, board: LeaderboardDefinition, period: LeaderboardPeriod) -> int:
+        """The number of the (board, period) pair in this call, described once."""
+        number = self._specs.get((board.id, period.key))
+        if number is None:
+            number = self._specs[(board.id, period.key)] = len(self._specs) + 1
+            self._spec_keys += [
+                keys.board_key(self._prefix, board.id, period.key),
+                keys.submissions_key(self._prefix, board.id, period.key),
+                keys.closed_key(self._prefix, board.id, period.key),
+            ]
+            codec = board.codec
+            expire_at = 0
+            if period.ends_at is not None:
+                expire_at = int(period.ends_at.timestamp()) + board.retention_s
+            self._spec_args += [
+                op_of(board),
+                codec.multiplier,
+                codec.score_limit,
+                board.max_submissions_per_period or 0,
+                expire_at,
+                "rev" if board.better == "higher" else "fwd",
+                board.id,
+                period.key,
+                rank_limit(board),
+            ]
+        return number
+
+    def add(
+        self, spec: int, operand: int, tie_break: int, player: str, key: str, event_id: str
+    ) -> None:
+        """A submission to apply with spec `spec`'s rules."""
+        self._sub_keys.append(keys.dedup_key(self._prefix, key))
+        self._sub_args += (spec, operand, tie_break, player, key, event_id)
+
+    def refuse(self, key: str) -> None:
+        """An event refused before scoring: only its dedup marker is checked and set."""
+        self._sub_keys.append(keys.dedup_key(self._prefix, key))
+        self._sub_args += (0, 0, 0, "", key, "")
+
+    def keys_and_args(self, ttl_s: int) -> tuple[list[str], list[Any]]:
+        script_keys = [keys.journal_key(self._prefix), *self._spec_keys, *self._sub_keys]
+        head = [ttl_s, DONE, len(self._specs), JOURNAL_PER_ENTRY]
+        return script_keys, [*head, *self._spec_args, *self._sub_args]
 
 
 class ScoringScript:
@@ -104,49 +211,40 @@ class ScoringScript:
         self._ttl_s = dedup_ttl_s
         self._script = client.register_script(_SCRIPT)
 
+    def call(self) -> ScoringCall:
+        return ScoringCall(self._prefix)
+
     def _keys_and_args(
         self, batch: Sequence[Submission], refused: Sequence[str] = ()
     ) -> tuple[list[str], list[Any]]:
-        specs: dict[tuple[str, str], int] = {}
-        spec_keys: list[str] = []
-        spec_args: list[Any] = []
-        sub_keys: list[str] = []
-        sub_args: list[Any] = []
+        return self._fill(batch, refused).keys_and_args(self._ttl_s)
+
+    def _fill(self, batch: Sequence[Submission], refused: Sequence[str]) -> ScoringCall:
+        call = self.call()
         for sub in batch:
-            board, period = sub.board, sub.period
-            number = specs.get((board.id, period.key))
-            if number is None:
-                number = specs[(board.id, period.key)] = len(specs) + 1
-                spec_keys += [
-                    keys.board_key(self._prefix, board.id, period.key),
-                    keys.submissions_key(self._prefix, board.id, period.key),
-                    keys.closed_key(self._prefix, board.id, period.key),
-                ]
-                codec = board.codec
-                spec_args += [
-                    _op(board),
-                    codec.multiplier,
-                    codec.score_limit,
-                    board.max_submissions_per_period or 0,
-                    _expire_at(sub),
-                    "rev" if board.better == "higher" else "fwd",
-                    board.id,
-                    period.key,
-                ]
-            sub_keys.append(keys.dedup_key(self._prefix, sub.idempotency_key))
-            sub_args += [
-                number,
+            elapsed = sub.period.elapsed_s(sub.received_at)
+            call.add(
+                call.spec(sub.board, sub.period),
                 sub.operand,
-                sub.board.codec.tie_break(period.elapsed_s(sub.received_at)),
+                sub.board.codec.tie_break(elapsed),
                 sub.player_id,
                 sub.idempotency_key,
                 sub.event_id,
-            ]
-        for idempotency_key in refused:  # spec 0: only the dedup marker is checked and set
-            sub_keys.append(keys.dedup_key(self._prefix, idempotency_key))
-            sub_args += [0, 0, 0, "", idempotency_key, ""]
-        script_keys = [keys.journal_key(self._prefix), *spec_keys, *sub_keys]
-        return script_keys, [self._ttl_s, DONE, len(specs), *spec_args, *sub_args]
+            )
+        for key in refused:
+            call.refuse(key)
+        return call
+
+    async def run(self, call: ScoringCall) -> tuple[JournalPlaces, list[Any]]:
+        """The journal places and one raw answer per submission of `call` (scoring.lua);
+        DependencyUnavailableError if Redis is down."""
+        script_keys, args = call.keys_and_args(self._ttl_s)
+        try:
+            reply = await self._script(keys=script_keys, args=args)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise DependencyUnavailableError(f"redis: {exc}") from exc
+        entries = int(reply[0])
+        return JournalPlaces(reply[1 : 1 + entries]), reply[1 + entries :]
 
     async def apply(
         self, batch: Sequence[Submission], refused: Sequence[str] = ()
@@ -156,28 +254,12 @@ class ScoringScript:
         the marker is set). DependencyUnavailableError if Redis is down."""
         if not batch and not refused:
             return []
-        script_keys, args = self._keys_and_args(batch, refused)
-        try:
-            raw = await self._script(keys=script_keys, args=args)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise DependencyUnavailableError(f"redis: {exc}") from exc
-        results = []
-        for row in json.loads(raw):
-            status = ScoreStatus(row[0])
-            if status is not ScoreStatus.APPLIED:
-                results.append(ScoreResult(status))
-                continue
-            _, old_rank, new_rank, stored, leader, leader_rank, leader_value, journal_id = row
-            results.append(
-                ScoreResult(
-                    status,
-                    old_rank=_rank(old_rank),
-                    new_rank=_rank(new_rank),
-                    sort_value=int(float(stored)),
-                    leader_before=leader or None,
-                    leader_rank_after=_rank(leader_rank),
-                    leader_sort_value=int(float(leader_value)) if leader_value else None,
-                    journal_id=journal_id,
-                )
-            )
+        places, rows = await self.run(self._fill(batch, refused))
+        results, applied = [], 0
+        for raw in rows:
+            if isinstance(raw, bytes):
+                results.append(result_of(raw))
+            else:
+                results.append(result_of(raw, places.place(applied)))
+                applied += 1
         return results

@@ -50,30 +50,62 @@ class ArchivedEntry:
     sort_value: int
 
 
+#: One row of `leaderboard_submissions`, in the order of _SUBMISSION_COLUMNS: idempotency key,
+#: event id, board, period, player, submitted, sort value, journal ms, journal seq.
+SubmissionRow = tuple[str, str, str, str, str, int, int, int, int]
+_SUBMISSION_COLUMNS = (
+    "idempotency_key, event_id, leaderboard_id, period, player_id, submitted, sort_value, "
+    "journal_ms, journal_seq"
+)
+
+
+def row_of(record: SubmissionRecord) -> SubmissionRow:
+    r = record
+    return (
+        r.idempotency_key,
+        r.event_id,
+        r.leaderboard_id,
+        r.period,
+        r.player_id,
+        r.submitted,
+        r.sort_value,
+        r.journal_ms,
+        r.journal_seq,
+    )
+
+
 async def record_submissions(pool: aiomysql.Pool, records: Sequence[SubmissionRecord]) -> int:
     """Insert the records in one statement and commit; return how many were new."""
-    if not records:
+    return await insert_rows(pool, [row_of(r) for r in records])
+
+
+async def insert_rows(pool: aiomysql.Pool, rows: Sequence[SubmissionRow]) -> int:
+    """Insert the rows in one statement and commit; return how many were new.
+
+    The VALUES list is written here with the connection's own string escaping (the driver's
+    generic per-parameter escaping cost ~10 us a row, this ~1.5 us): strings are quoted and
+    escaped, every other column is an int.
+    """
+    if not rows:
         return 0
-    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(records))
-    params: list[object] = []
-    for r in records:
-        params += [
-            r.idempotency_key,
-            r.event_id,
-            r.leaderboard_id,
-            r.period,
-            r.player_id,
-            r.submitted,
-            r.sort_value,
-            r.journal_ms,
-            r.journal_seq,
-        ]
     async with pool.acquire() as conn, conn.cursor() as cursor:
+        esc = conn.escape_string
+        literals: dict[str, str] = {}  # boards and periods repeat on nearly every row
+
+        def lit(text: str) -> str:
+            quoted = literals.get(text)
+            if quoted is None:
+                quoted = literals[text] = f"'{esc(text)}'"
+            return quoted
+
+        values = ",".join(
+            f"('{esc(key)}','{esc(event)}',{lit(board)},{lit(period)},'{esc(player)}',"
+            f"{int(submitted)},{int(sort_value)},{int(ms)},{int(seq)})"
+            for key, event, board, period, player, submitted, sort_value, ms, seq in rows
+        )
         await cursor.execute(
-            "INSERT INTO leaderboard_submissions (idempotency_key, event_id, leaderboard_id, "  # noqa: S608 - only placeholders added
-            "period, player_id, submitted, sort_value, journal_ms, journal_seq) "
-            f"VALUES {rows} ON DUPLICATE KEY UPDATE idempotency_key = idempotency_key",
-            params,
+            f"INSERT INTO leaderboard_submissions ({_SUBMISSION_COLUMNS}) VALUES {values} "  # noqa: S608 - every string escaped above
+            "ON DUPLICATE KEY UPDATE idempotency_key = idempotency_key"
         )
         inserted = int(cursor.rowcount)
         await conn.commit()
