@@ -2,8 +2,8 @@
 settings: `python -m tests.integration.streams.velocity_child KAFKA_JSON VELOCITY_JSON PORT
 LIVENESS_STALE_S`.
 
-The command reads its VelocitySettings from FleetSettings, which has no `velocity` section yet;
-this launcher hands the same run_velocity() the test's own settings instead.
+The command reads its settings from LIVEOPS_* variables; this launcher hands the same
+run_velocity() the test's own settings instead, and a liveness stale limit of the test's choice.
 """
 
 from __future__ import annotations
