@@ -115,8 +115,9 @@ class JournalCopier:
         #: Rows and stream entries applied by handled batches and not yet copied.
         self._rows: list[SubmissionRow] = []
         self._entries: list[str] = []
-        #: Whether the whole stream must be flushed before the next commit.
-        self._flush_due = False
+        #: Whether the whole stream must be flushed before the next commit: at first, for
+        #: whatever a process that died left in it.
+        self._flush_due = True
         self._lock = asyncio.Lock()
 
     def add(self, rows: list[SubmissionRow], entry_ids: list[str]) -> None:
