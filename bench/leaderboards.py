@@ -3,14 +3,16 @@
 One run (see bench/harness.py): preload a topic with score submissions (three boards: best,
 increment, latest; 20,000 players), then measure, interleaved over several rounds, each in its
 own child process:
-- `leaderboards` (the subject): a Worker running LeaderboardsProcessor with all the work done:
-  consume, Redis dedup claim, one Lua call per batch (dedup marker, operator, ranks, journal),
-  journal copied to MySQL, rank-changed events published and acknowledged, offsets committed.
+- `leaderboards` (the subject): a Worker (pipelined loop, the default) running
+  LeaderboardsProcessor with all the work done: consume, one Lua call per batch (dedup marker,
+  operator, ranks, journal), the applied submissions copied to MySQL in before_commit() (while
+  the next batch is handled), rank-changed events published and acknowledged, offsets
+  committed.
   Throughput runs from the first poll to the last commit; latency p50/p99 is per event, from
   the moment its batch was polled to the commit of its offsets (the runtime's batch log; the
   topic is preloaded, so gateway time would only measure the queue). `handle_share` is the
-  part of that time spent inside handle(); `exactly_once` is 1.0 when MySQL holds exactly
-  one record per event.
+  part of that time spent inside handle() (before_commit() overlaps it); `exactly_once` is
+  1.0 when MySQL holds exactly one record per event.
 - `quix_empty`, `faust_empty`: empty pipelines on the same topic (bench/child.py).
 - `naive`: the same scoring one event at a time: one Lua call (one Redis round trip) per
   event, journal copied every 500 events; no runtime.
