@@ -17,9 +17,14 @@ import json
 import logging
 import os
 import resource
+import statistics
 import time
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 
 def peak_rss_mb() -> float:
@@ -38,6 +43,42 @@ def peak_rss_mb() -> float:
 def result(events: int, started: float, finished: float, **extra: Any) -> dict[str, Any]:
     elapsed = max(finished - started, 1e-9)
     return {"throughput_eps": round(events / elapsed, 1), "peak_rss_mb": peak_rss_mb(), **extra}
+
+
+def batch_result(
+    batch_log: Sequence[tuple[float, float, int]], *, in_handle_s: float | None = None, **extra: Any
+) -> dict[str, Any]:
+    """result() of a subject on the runtime, from its batch log (Progress.batch_log: polled_at,
+    committed_at, size per batch). Throughput runs from the first poll to the last commit;
+    each event's latency from its batch's poll to its commit (p50/p99); `handle_share`, when
+    the time inside handle() is given, is that time over the whole run."""
+    per_event_ms = [(end - start) * 1000 for start, end, n in batch_log for _ in range(n)]
+    cuts = statistics.quantiles(per_event_ms, n=100) if len(per_event_ms) > 1 else [0.0] * 99
+    handled = sum(n for _, _, n in batch_log)
+    first, last = (batch_log[0][0], batch_log[-1][1]) if batch_log else (0.0, 0.0)
+    if in_handle_s is not None:
+        extra["handle_share"] = round(in_handle_s / max(last - first, 1e-9), 3)
+    return result(
+        handled,
+        first,
+        last,
+        p50_ms=round(cuts[49], 2),
+        p99_ms=round(cuts[98], 2),
+        mean_batch=round(handled / max(len(batch_log), 1), 1),
+        **extra,
+    )
+
+
+async def drop_keys(redis: aioredis.Redis, prefix: str) -> None:
+    """Unlink a run's Redis keys, a thousand per call (one DEL each took seconds)."""
+    batch: list[bytes] = []
+    async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
+        batch.append(key)
+        if len(batch) == 1000:
+            await redis.unlink(*batch)
+            batch.clear()
+    if batch:
+        await redis.unlink(*batch)
 
 
 async def measure_raw(args: argparse.Namespace) -> dict[str, Any]:

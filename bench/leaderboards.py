@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from bench import harness
-from bench.child import result
+from bench.child import batch_result, drop_keys, result
 from bench.harness import ChildSpec
 from bench.rewards import scratch_database
 from schemas.codec import decode, encode
@@ -155,11 +155,6 @@ async def _recorded(pool: aiomysql.Pool) -> int:
     return int(rows) if rows == distinct else -1
 
 
-async def _drop_prefix(client: aioredis.Redis, prefix: str) -> None:
-    async for key in client.scan_iter(match=f"{prefix}*", count=1000):
-        await client.unlink(key)
-
-
 async def measure_subject(args: argparse.Namespace, target: MySQLTarget) -> dict[str, Any]:
     source = Topic(args.topic, 6, DAY_MS, "bench", "Preloaded benchmark events.")
     group = ConsumerGroup(f"bench-lb-{uuid.uuid4().hex[:8]}", (source,), retry_delays_s=())
@@ -189,22 +184,11 @@ async def measure_subject(args: argparse.Namespace, target: MySQLTarget) -> dict
     finally:
         pool.close()
         await pool.wait_closed()
-        await _drop_prefix(redis, prefix)
+        await drop_keys(redis, prefix)
         await redis.aclose()
-    batches = worker.progress.batch_log
-    per_event_ms = [(end - start) * 1000 for start, end, n in batches for _ in range(n)]
-    cuts = statistics.quantiles(per_event_ms, n=100) if len(per_event_ms) > 1 else [0.0] * 99
-    handled = sum(n for _, _, n in batches)
-    first, last = (batches[0][0], batches[-1][1]) if batches else (0.0, 0.0)
-    in_handle_s = sum(end - start for start, end, _ in processor.spans)
-    return result(
-        handled,
-        first,
-        last,
-        p50_ms=round(cuts[49], 2),
-        p99_ms=round(cuts[98], 2),
-        mean_batch=round(handled / max(len(batches), 1), 1),
-        handle_share=round(in_handle_s / max(last - first, 1e-9), 3),
+    return batch_result(
+        worker.progress.batch_log,
+        in_handle_s=sum(end - start for start, end, _ in processor.spans),
         exactly_once=1.0 if recorded == args.events else 0.0,
     )
 
@@ -245,7 +229,7 @@ async def measure_naive(args: argparse.Namespace, target: MySQLTarget) -> dict[s
         await consumer.stop()
         pool.close()
         await pool.wait_closed()
-        await _drop_prefix(redis, prefix)
+        await drop_keys(redis, prefix)
         await redis.aclose()
     return result(seen, started, finished)
 
@@ -343,7 +327,7 @@ async def measure_scale(args: argparse.Namespace) -> dict[str, Any]:
                     f"{name}_p99_ms": _quantile_ms(samples, 99) for name, samples in reads_s.items()
                 },
             }
-            await _drop_prefix(redis, prefix)
+            await drop_keys(redis, prefix)
     finally:
         await redis.aclose()
     return report

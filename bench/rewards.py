@@ -5,9 +5,11 @@ then measure, interleaved over several rounds, each in its own child process and
 fresh database:
 - `rewards` (the subject): a Worker running RewardsProcessor with all the work done: consume,
   Redis dedup, rules, campaigns, caps, one MySQL transaction per batch (durable dedup, ledger,
-  wallet, counters), RewardGranted published and acknowledged, offsets committed. Latency
-  p50/p99 is per event, from the moment its batch entered handle() to the commit of the
-  batch's transaction (the topic is preloaded, so gateway time would only measure the queue).
+  wallet, counters), RewardGranted published and acknowledged, offsets committed. As for the
+  other subjects (bench.child.batch_result): throughput runs from the first poll to the last
+  offset commit, latency p50/p99 per event from its batch's poll to that commit (the topic is
+  preloaded, so gateway time would only measure the queue); `handle_share` is the part of the
+  run spent inside handle().
 - `ceiling`: the same number of ledger rows and wallet upserts written straight into MySQL,
   one transaction per batch (`--max-records`, 500) in multi-row statements: the best case.
 - `naive`: one transaction per event (ledger row, wallet upsert, commit): the floor.
@@ -25,7 +27,6 @@ import argparse
 import asyncio
 import contextlib
 import random
-import statistics
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -38,7 +39,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from bench import harness
-from bench.child import result
+from bench.child import batch_result, drop_keys, result
 from bench.harness import ChildSpec
 from schemas.codec import encode
 from schemas.liveops.v1 import actions_pb2, purchases_pb2
@@ -177,29 +178,18 @@ async def measure_subject(args: argparse.Namespace, target: MySQLTarget) -> dict
         chosen = RewardsSettings(dedup=args.dedup) if args.dedup else RewardsSettings()
         processor = timed(pool, chosen, metrics=context.metrics)
         worker = Worker(context, [processor], runtime=_BENCH_RUNTIME)
+        worker.progress.batch_log = []
         await worker.run(RunLimits(max_events=args.events, idle_s=30))
     finally:
         pool.close()
         await pool.wait_closed()
-        async for key in redis.scan_iter(match=f"{settings.redis.key_prefix}*"):
-            await redis.delete(key)
+        await drop_keys(redis, settings.redis.key_prefix)
         await redis.aclose()
-    spans: list[tuple[float, float, int]] = processor.spans
-    per_event_ms = [(end - start) * 1000 for start, end, n in spans for _ in range(n)]
-    cuts = statistics.quantiles(per_event_ms, n=100) if len(per_event_ms) > 1 else [0.0] * 99
-    handled = sum(n for _, _, n in spans)
-    first, last = (spans[0][0], spans[-1][1]) if spans else (0.0, 0.0)
-    in_handle_s = sum(end - start for start, end, _ in spans)
-    return result(
-        handled,
-        first,
-        last,
-        p50_ms=round(cuts[49], 2),
-        p99_ms=round(cuts[98], 2),
-        mean_batch=round(handled / max(len(spans), 1), 1),
-        # How much of the wall time was the processor's own (the rest is the runtime's:
-        # poll, Redis dedup, publishing the outputs, committing offsets).
-        handle_share=round(in_handle_s / max(last - first, 1e-9), 3),
+    # How much of the wall time was the processor's own (the rest is the runtime's: poll,
+    # Redis dedup, publishing the outputs, committing offsets).
+    return batch_result(
+        worker.progress.batch_log,
+        in_handle_s=sum(end - start for start, end, _ in processor.spans),
     )
 
 

@@ -24,7 +24,6 @@ Ratios compare throughputs. The run prints one JSON line.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
 from bench import harness
-from bench.child import result
+from bench.child import batch_result, drop_keys, result
 from bench.harness import ChildSpec
 from bench.rewards import preload
 from schemas.codec import decode, validate
@@ -118,31 +117,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         await pool.wait_closed()
         await drop_keys(redis, settings.redis.key_prefix)
         await redis.aclose()
-    spans = worker.progress.batch_log
-    per_event_ms = [(end - start) * 1000 for start, end, n in spans for _ in range(n)]
-    cuts = statistics.quantiles(per_event_ms, n=100) if len(per_event_ms) > 1 else [0.0] * 99
-    handled = sum(n for _, _, n in spans)
-    first, last = (spans[0][0], spans[-1][1]) if spans else (0.0, 0.0)
-    return result(
-        handled,
-        first,
-        last,
-        p50_ms=round(cuts[49], 2),
-        p99_ms=round(cuts[98], 2),
-        mean_batch=round(handled / max(len(spans), 1), 1),
-    )
-
-
-async def drop_keys(redis: aioredis.Redis, prefix: str) -> None:
-    """Unlink a run's dedup markers, a thousand per call (one DEL each took seconds)."""
-    batch: list[bytes] = []
-    async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
-        batch.append(key)
-        if len(batch) == 1000:
-            await redis.unlink(*batch)
-            batch.clear()
-    if batch:
-        await redis.unlink(*batch)
+    return batch_result(worker.progress.batch_log)
 
 
 async def measure_naive(args: argparse.Namespace) -> dict[str, Any]:
