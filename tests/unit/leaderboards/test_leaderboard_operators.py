@@ -66,16 +66,17 @@ def test_each_operator_maps_to_its_script_arguments(
         "px:dedup:leaderboards:k",
         "px:dedup:leaderboards:k",
     ]
-    ttl, _done, specs, per_entry, spec, first, second = (
+    ttl, _done, specs, per_entry, kept, spec, first, second = (
         args[0],
         args[1],
         args[2],
         args[3],
-        args[4:13],
-        args[13:19],
-        args[19:],
+        args[4],
+        args[5:14],
+        args[14:20],
+        args[20:],
     )
-    assert (ttl, specs, per_entry) == (60, 1, JOURNAL_PER_ENTRY)
+    assert (ttl, specs, per_entry, kept) == (60, 1, JOURNAL_PER_ENTRY, "px:lb-kept:")
     assert (spec[0], spec[5], spec[6:8]) == (op, order, ["b", "2026-W48"])
     # Ranks are looked up only for values that may reach the top threshold (10 by default).
     assert spec[8] == 10

@@ -6,6 +6,8 @@ Board ids match [a-z0-9_-] and period keys have no colon, so no key can be read 
 - `{prefix}:lb:{board}:{period}:closed`   marker: the period is archived, refuse submissions
 - `{prefix}:lb:{board}:{period}:closing`  lock held by the one worker archiving the period
 - `{prefix}:lb:journal`                   stream of applied submissions not yet in MySQL
+- `{prefix}:lb-kept:{idempotency key}`    the script's answer to a submission that produced
+  outputs, kept as long as its dedup marker, so a redelivery publishes them again
 The dedup marker of a submission is the runtime's (workers/runtime/keys.py).
 """
 
@@ -44,3 +46,13 @@ def journal_key(prefix: str) -> str:
 def dedup_key(prefix: str, idempotency_key: str) -> str:
     """The runtime's dedup marker of one submission, checked and set by the scoring script."""
     return runtime_keys.dedup_key(prefix, PROCESSOR, idempotency_key)
+
+
+def kept_prefix(prefix: str) -> str:
+    """The kept answers' keys: this, then the idempotency key (outside `{prefix}:lb:`, where a
+    board id and a period could spell any idempotency key)."""
+    return f"{prefix}:lb-kept:"
+
+
+def kept_key(prefix: str, idempotency_key: str) -> str:
+    return f"{kept_prefix(prefix)}{idempotency_key}"

@@ -3,7 +3,8 @@
 Per batch, in this order:
 1. Check each submission in memory: a known board, open at `received_at`, score in range;
    refusals become REJECTED outcomes with a ScoreRejected output and a metric (unless the
-   script of step 2 finds the event done before: then DUPLICATE).
+   script of step 2 finds the event done before: then DUPLICATE, with the same output if
+   the first delivery was refused too, step 3).
 2. Apply the rest in ONE Lua call (scoring.py): dedup marker, closed period, rate limit,
    operator, ranks before and after, journal entry; atomic per submission. The same call
    checks and sets the markers of the events refused in step 1. Every final event's marker
@@ -12,7 +13,12 @@ Per batch, in this order:
    event (a rebalance) both run the script; Redis runs one at a time; the second finds
    `done` and reports DUPLICATE.
 3. Turn rank movements into LeaderboardRankChanged outputs (entered a top-N threshold, reached
-   first, overtaken from first), with ids derived from the source event.
+   first, overtaken from first), with ids derived from the source event. A DUPLICATE whose
+   first answer the script kept (it made outputs: a refusal, or ranks; and this is the same
+   event id, a redelivery, not a client's retry) carries the same outputs again, rebuilt
+   from that answer (same ids, same content): its first delivery may have died, or failed
+   in before_commit(), before the broker acknowledged them. Outputs are at least once;
+   consumers drop a copy by its event id.
 4. Queue the applied submissions' MySQL rows, built from the script's answer; before_commit()
    (the runtime calls it before it publishes the batch's outputs and commits its offsets,
    possibly while the next batch is handled) inserts them and deletes their journal entries,
@@ -60,7 +66,7 @@ from workers.processors.leaderboards.scoring import (
 )
 from workers.processors.leaderboards.settings import LeaderboardSettings
 from workers.processors.leaderboards.store import SubmissionRow
-from workers.runtime.processor import DedupMode, Outcome, OutcomeKind
+from workers.runtime.processor import DedupMode, Outcome, OutcomeKind, OutputEvent
 from workers.runtime.settings import WEEK_S
 
 Reason = events.RejectionReason
@@ -132,6 +138,12 @@ class LeaderboardsProcessor:
             ["leaderboard", "kind"],
             registry=registry,
         )
+        self._outputs_again = Counter(
+            "liveops_leaderboard_outputs_again",
+            "Outputs produced again for a redelivered submission (same ids), by board.",
+            ["leaderboard"],
+            registry=registry,
+        )
         self._closer = closing.LazyCloser(
             redis,
             mysql,
@@ -176,7 +188,7 @@ class LeaderboardsProcessor:
             checked = self._check(envelope)
             if isinstance(checked, Outcome):
                 if checked.kind is OutcomeKind.REJECTED:  # final once the script sets its marker
-                    call.refuse(envelope.idempotency_key)
+                    call.refuse(envelope.idempotency_key, envelope.event_id)
                     sent.append((index, checked, None))
                 else:
                     outcomes[index] = checked
@@ -244,11 +256,11 @@ class LeaderboardsProcessor:
                     else self._ranked(envelope, checked, result_of(answer, journal))
                 )
                 continue
-            status = STATUS_CODES[answer]
-            if status is ScoreStatus.DUPLICATE:
+            status = STATUS_CODES.get(answer)
+            if status is None or status is ScoreStatus.DUPLICATE:  # None: b"d:" + kept answer
                 # Its row may be only in the journal (a first run died before copying it).
                 self._journal.flush_before_commit()
-                outcomes[index] = Outcome.duplicate()
+                outcomes[index] = self._repeated(envelope, refusal, checked, answer)
             elif refusal is not None:
                 self._count_rejection(envelope, refusal)
                 outcomes[index] = refusal
@@ -313,11 +325,42 @@ class LeaderboardsProcessor:
             received_at=instant_of(us),
         )
 
+    def _repeated(
+        self,
+        envelope: Envelope,
+        refusal: Outcome | None,
+        checked: _Checked | None,
+        answer: bytes,
+    ) -> Outcome:
+        """A DUPLICATE, with the outputs of its first delivery when the script kept that
+        delivery's answer: built again from it, so the same events with the same ids."""
+        first = result_of(answer).first
+        # Without received_at, the first outputs' times (and so their ids) came from the
+        # clock: different events now, so none are made.
+        if first is None or not envelope.HasField("received_at"):
+            return Outcome.duplicate()
+        outputs: Sequence[OutputEvent] = ()
+        if first.status is ScoreStatus.APPLIED and checked is not None:
+            outputs = self._rank_outputs(envelope, checked, first)
+        elif first.status is ScoreStatus.REFUSED and refusal is not None:
+            outputs = refusal.outputs
+        elif first.status in _REASONS and checked is not None:
+            score = envelope.score_submitted.score
+            outputs = self._reject(envelope, checked[1].key, score, _REASONS[first.status]).outputs
+        # Anything else: the board definitions changed since (refused then, accepted now, or
+        # the reverse): what the first delivery produced cannot be rebuilt faithfully.
+        if not outputs:
+            return Outcome.duplicate()
+        self._outputs_again.labels(self._board_label(envelope)).inc(len(outputs))
+        return Outcome(OutcomeKind.DUPLICATE, "outputs again", tuple(outputs))
+
+    def _board_label(self, envelope: Envelope) -> str:
+        board_id = envelope.score_submitted.leaderboard_id
+        return board_id if self._definitions.get(board_id) is not None else "unknown"
+
     def _count_rejection(self, envelope: Envelope, outcome: Outcome) -> None:
         """The rejections metric, once the refusal is final (not a redelivered one)."""
-        board_id = envelope.score_submitted.leaderboard_id
-        label = board_id if self._definitions.get(board_id) is not None else "unknown"
-        self._rejections.labels(label, outcome.reason).inc()
+        self._rejections.labels(self._board_label(envelope), outcome.reason).inc()
 
     def _reject(
         self,
@@ -344,6 +387,15 @@ class LeaderboardsProcessor:
 
     def _ranked(self, envelope: Envelope, checked: _Checked, result: ScoreResult) -> Outcome:
         """An applied submission whose ranks were read: its rank-changed events, if any."""
+        outputs = self._rank_outputs(envelope, checked, result)
+        for output in outputs:
+            kind = output.envelope.leaderboard_rank_changed.kind
+            self._rank_changes.labels(checked[0].id, events.RankChangeKind.Name(kind)).inc()
+        return Outcome.applied(*outputs)
+
+    def _rank_outputs(
+        self, envelope: Envelope, checked: _Checked, result: ScoreResult
+    ) -> list[OutputEvent]:
         rules, period, us, _ = checked
         sub = Submission(
             idempotency_key=envelope.idempotency_key,
@@ -354,11 +406,7 @@ class LeaderboardsProcessor:
             score=envelope.score_submitted.score,
             received_at=instant_of(us),
         )
-        outputs = rank_changes(envelope, sub, result)
-        for output in outputs:
-            kind = output.envelope.leaderboard_rank_changed.kind
-            self._rank_changes.labels(rules.id, events.RankChangeKind.Name(kind)).inc()
-        return Outcome.applied(*outputs)
+        return rank_changes(envelope, sub, result)
 
     async def _close_due_periods(self, outcomes: list[Outcome]) -> list[Outcome]:
         carrier = next((i for i, o in enumerate(outcomes) if o.kind in _FINAL), None)

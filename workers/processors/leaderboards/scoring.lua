@@ -3,7 +3,8 @@
 -- Submissions of one batch mostly hit a few (board, period) pairs, so each pair is described
 -- once (a "spec") and each submission only points at its spec.
 -- ARGV[1] dedup TTL in seconds, ARGV[2] the "done" value, ARGV[3] the number of specs S,
--- ARGV[4] the most submissions one journal entry holds, then 9 values per spec:
+-- ARGV[4] the most submissions one journal entry holds, ARGV[5] the prefix of the kept-answer
+-- keys (see "Kept answers" below), then 9 values per spec:
 --   op            "gt" | "lt" (best), "set" (latest), "add" (increment/decrement)
 --   multiplier    2**time_bits
 --   limit         largest absolute score the sort value holds exactly
@@ -17,13 +18,15 @@
 -- then 6 values per submission: spec number (1-based), value (the score; for "add" the signed
 -- delta), tie_break (from encoding.py), player, idempotency key, event id. Spec number 0 marks
 -- an event the processor refused before scoring (unknown board, score out of range...): only
--- its dedup marker is checked and set, so its redelivery is a duplicate, not a new refusal.
+-- its dedup marker (and kept answer) is checked and set, so its redelivery is a duplicate,
+-- not a new refusal.
 -- KEYS[1] the journal stream; KEYS[2 + 3*(s-1)] .. +2: spec s's sorted set, submissions hash
 -- and closed marker; KEYS[1 + 3*S + i]: submission i's dedup marker.
 --
 -- Returns one flat array, cheap to parse: J (the number of journal entries written), the J
 -- entry ids, then one element per submission:
---   a status string when not applied: "d" duplicate, "r" refused (spec 0), "c" closed,
+--   a status string when not applied: "d" duplicate ("d:" and the kept answer for a
+--   redelivery whose first answer was kept), "r" refused (spec 0), "c" closed,
 --   "l" rate limited, "o" out of range;
 --   an integer when applied and no rank was looked up: the player's sort value after it (a
 --   best score not beaten changes no rank; a value worse than the rank_limit-th best cannot
@@ -36,13 +39,26 @@
 -- Sort values are integers below 2**53, exact as doubles and as integer replies.
 -- Every status but duplicate is final and sets the dedup marker to done (the processor
 -- guards itself: DedupMode.PROCESSOR); only "applied" changes anything else: it counts the
--- submission and journals it, all in this same atomic call. The journal holds one stream
--- entry per ARGV[4] applied submissions, field `d`: a JSON array of 7 values per submission
+-- submission and journals it, all in this same atomic call.
+-- Kept answers: a final answer from which the processor builds output events (a refusal:
+-- "r", "c", "l", "o"; or a ranks array whose new rank is within rank_limit and better than
+-- the old one) is also kept, with the marker's TTL, at ARGV[5] .. idempotency key, after a
+-- tag naming the event id (its length, ":", the id) and as the answer (ranks as six
+-- space-separated values, the leader last). A redelivery of the same event (same event id:
+-- the record its first delivery died before settling) is answered "d:" .. the kept answer,
+-- so it can publish the same outputs again; a client's retry (another event id, perhaps
+-- another received_at or trace, so outputs that would differ) stays a plain "d". Either way
+-- the kept key's expiry is refreshed with the marker's. The marker itself stays exactly
+-- "done", as every reader of markers expects; only a duplicate pays a read of the kept key.
+-- Kept keys are built here, not passed in KEYS (that would cost an argument per submission
+-- for a key written for few of them): like the rest, this script needs one Redis node.
+-- The journal holds one stream entry per ARGV[4] applied submissions, field `d`: a JSON array of 7 values per submission
 -- (idempotency key, event id, board, period, player, value, sort value after it), in
 -- application order; journal.py reads them back.
 local ttl, done, nspecs, per_entry = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local spec_width, sub_width = 9, 6
-local first_sub = 4 + nspecs * spec_width
+local kept_prefix = ARGV[5]
+local head, spec_width, sub_width = 5, 9, 6
+local first_sub = head + nspecs * spec_width
 local first_key = 1 + nspecs * 3
 local results, entries, journal = {}, {}, {}
 
@@ -60,6 +76,12 @@ local function at_rank(order, key, rank)
 end
 
 local function fmt(x) return string.format('%.17g', x) end
+
+-- Submission a's kept answer, after the tag naming its event id (see "Kept answers").
+local function tag_of(a) return #ARGV[a + 6] .. ':' .. ARGV[a + 6] end
+local function keep(a, answer)
+  redis.call('SET', kept_prefix .. ARGV[a + 5], tag_of(a) .. answer, 'EX', ttl)
+end
 
 local function flush_journal()
   if #journal > 0 then
@@ -80,7 +102,7 @@ end
 local function may_rank(s, order, board, value)
   local bound = cutoff[s]
   if bound == nil then
-    local found = at_rank(order, board, tonumber(ARGV[4 + (s - 1) * spec_width + 9]) - 1)
+    local found = at_rank(order, board, tonumber(ARGV[head + (s - 1) * spec_width + 9]) - 1)
     bound = found[2] and tonumber(found[2]) or false
     cutoff[s] = bound
   end
@@ -99,12 +121,17 @@ for i = 1, (#ARGV - first_sub) / sub_width do
   -- is final and marks the event done; a duplicate only refreshes its marker's expiry.
   if redis.call('SET', dedup, done, 'EX', ttl, 'GET') == done then
     status = 'd'
+    local kept = redis.call('GETEX', kept_prefix .. ARGV[a + 5], 'EX', ttl)
+    if kept then
+      local tag = tag_of(a)
+      if string.sub(kept, 1, #tag) == tag then status = 'd:' .. string.sub(kept, #tag + 1) end
+    end
   elseif s == 0 then
     status = 'r'
   elseif closed_spec[s] then
     status = 'c'
   end
-  local p = 4 + (s - 1) * spec_width
+  local p = head + (s - 1) * spec_width
   local k = 2 + (s - 1) * 3
   local board, subs, player = KEYS[k], KEYS[k + 1], ARGV[a + 4]
   local op, max_subs
@@ -125,6 +152,7 @@ for i = 1, (#ARGV - first_sub) / sub_width do
     end
   end
   if status ~= 'a' then
+    if string.sub(status, 1, 1) ~= 'd' then keep(a, status) end  -- a refusal
     results[i] = status
   else
     local order = ARGV[p + 6]
@@ -159,6 +187,10 @@ for i = 1, (#ARGV - first_sub) / sub_width do
           end
         end
         result = {sort_value, old_rank, new_rank, leader_rank, leader_value, leader}
+        if new_rank < tonumber(ARGV[p + 9]) and (old_rank < 0 or new_rank < old_rank) then
+          keep(a, table.concat({fmt(sort_value), old_rank, new_rank, leader_rank,
+            fmt(leader_value), leader}, ' '))
+        end
       end
       touched[s] = true
     end
@@ -182,7 +214,7 @@ end
 flush_journal()
 
 for s = 1, nspecs do
-  local expire_at = tonumber(ARGV[4 + (s - 1) * spec_width + 5])
+  local expire_at = tonumber(ARGV[head + (s - 1) * spec_width + 5])
   if touched[s] and expire_at > 0 then
     redis.call('EXPIREAT', KEYS[2 + (s - 1) * 3], expire_at)
     redis.call('EXPIREAT', KEYS[2 + (s - 1) * 3 + 1], expire_at)

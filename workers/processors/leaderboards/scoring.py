@@ -10,6 +10,14 @@ Every final decision (applied, or refused for any reason, including events the p
 refused before scoring) sets the event's dedup marker in the same call, and a marker already
 `done` makes the event a duplicate: the processor guards itself (DedupMode.PROCESSOR), so
 the runtime skips its own claim and marks.
+A final answer the processor builds outputs from (a refusal, or ranks that may make a
+rank-changed event) is kept beside the marker, as long as it (keys.kept_key), and a
+redelivery of that event (same event id) gets it back (ScoreResult.first): outputs are at
+least once, with the same ids, even if the first delivery died before the broker
+acknowledged them. A client's retry (same idempotency key, another event id) stays a plain
+duplicate: outputs built from it could differ (source event id, received_at, trace). The marker
+stays exactly `done`, so every reader of markers (the runtime's claim, an older worker during
+a rolling deploy) still sees it as done.
 The hot path (the processor) fills a ScoringCall and reads the flat reply itself; apply() is
 the same call for a list of Submissions, answered with ScoreResults.
 """
@@ -51,6 +59,9 @@ class ScoreStatus(StrEnum):
     REFUSED = "refused"
 
 
+#: How the script's answer to a duplicate starts when its first answer was kept; the kept
+#: answer follows (kept_result).
+KEPT = b"d:"
 #: The script's one-letter answers for submissions it did not apply.
 STATUS_CODES = {
     b"d": ScoreStatus.DUPLICATE,
@@ -96,6 +107,9 @@ class ScoreResult:
     leader_sort_value: int | None = None
     #: Where the journal holds it: (ms, seq) ordering the MySQL rows (JOURNAL_SEQ_BITS).
     journal: tuple[int, int] | None = None
+    #: A DUPLICATE's first answer, when it was kept (scoring.lua): the refusal, or the ranks
+    #: of the application, from which its outputs are built again.
+    first: ScoreResult | None = None
 
 
 def op_of(board: LeaderboardDefinition) -> str:
@@ -114,6 +128,8 @@ def _rank(raw: int) -> int | None:
 def result_of(raw: Any, journal: tuple[int, int] | None = None) -> ScoreResult:
     """A ScoreResult from one element of the script's reply (see scoring.lua)."""
     if isinstance(raw, bytes):
+        if raw[:2] == KEPT:
+            return ScoreResult(ScoreStatus.DUPLICATE, first=kept_result(raw[2:]))
         return ScoreResult(STATUS_CODES[raw])
     if isinstance(raw, int):
         return ScoreResult(ScoreStatus.APPLIED, sort_value=raw, journal=journal)
@@ -128,6 +144,16 @@ def result_of(raw: Any, journal: tuple[int, int] | None = None) -> ScoreResult:
         leader_sort_value=leader_value if leader_rank >= 0 else None,
         journal=journal,
     )
+
+
+def kept_result(kept: bytes) -> ScoreResult:
+    """The first answer a duplicate's marker kept: a refusal's status letter, or the six rank
+    values of an application, space-separated (the leader, last, may hold spaces)."""
+    status = STATUS_CODES.get(kept)
+    if status is not None:
+        return ScoreResult(status)
+    *numbers, leader = kept.split(b" ", 5)
+    return result_of([*map(int, numbers), leader])
 
 
 class JournalPlaces:
@@ -193,14 +219,15 @@ class ScoringCall:
         self._sub_keys.append(keys.dedup_key(self._prefix, key))
         self._sub_args += (spec, operand, tie_break, player, key, event_id)
 
-    def refuse(self, key: str) -> None:
-        """An event refused before scoring: only its dedup marker is checked and set."""
+    def refuse(self, key: str, event_id: str = "") -> None:
+        """An event refused before scoring: only its dedup marker (and kept answer: a
+        redelivery with this event id is told it was refused) is checked and set."""
         self._sub_keys.append(keys.dedup_key(self._prefix, key))
-        self._sub_args += (0, 0, 0, "", key, "")
+        self._sub_args += (0, 0, 0, "", key, event_id)
 
     def keys_and_args(self, ttl_s: int) -> tuple[list[str], list[Any]]:
         script_keys = [keys.journal_key(self._prefix), *self._spec_keys, *self._sub_keys]
-        head = [ttl_s, DONE, len(self._specs), JOURNAL_PER_ENTRY]
+        head = [ttl_s, DONE, len(self._specs), JOURNAL_PER_ENTRY, keys.kept_prefix(self._prefix)]
         return script_keys, [*head, *self._spec_args, *self._sub_args]
 
 
@@ -279,7 +306,8 @@ class ScoringScript:
     ) -> list[ScoreResult]:
         """One result per submission, in order, then one per `refused` idempotency key (events
         refused before scoring: DUPLICATE if their marker was already done, else REFUSED, and
-        the marker is set). DependencyUnavailableError if Redis is down."""
+        the marker is set). A DUPLICATE carries its first answer in `first` when the script
+        kept it. DependencyUnavailableError if Redis is down."""
         if not batch and not refused:
             return []
         places, rows = await self.run(self._fill(batch, refused))
