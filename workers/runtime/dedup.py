@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
-from workers.errors import DependencyUnavailableError
 from workers.runtime import keys
+from workers.runtime.scripts import BatchScript
 from workers.runtime.settings import RuntimeSettings
 
 # SET NX first: a new key (nearly every one) costs one call, not a GET and a SET.
@@ -84,8 +83,8 @@ class Deduplicator:
         self._processor = processor
         self._lease = keys.lease_value(worker_id)
         self._settings = settings
-        self._claim = client.register_script(_CLAIM_LUA)
-        self._finish = client.register_script(_FINISH_LUA)
+        self._claim = BatchScript(client, _CLAIM_LUA)
+        self._finish = BatchScript(client, _FINISH_LUA)
 
     def key(self, idempotency_key: str) -> str:
         return keys.dedup_key(self._prefix, self._processor, idempotency_key)
@@ -94,23 +93,17 @@ class Deduplicator:
         """One decision per key, in order; keys must be distinct within one call."""
         if not idempotency_keys:
             return []
-        try:
-            codes = await self._claim(
-                keys=[self.key(k) for k in idempotency_keys],
-                args=[self._lease, self._settings.lease_ms, keys.DONE],
-            )
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise DependencyUnavailableError(f"redis: {exc}") from exc
+        codes = await self._claim(
+            [self.key(k) for k in idempotency_keys],
+            [self._lease, self._settings.lease_ms, keys.DONE],
+        )
         return [_CODES[int(code)] for code in codes]
 
     async def finish(self, done: Sequence[str], release: Sequence[str]) -> None:
         """Mark `done` keys done for the dedup TTL; drop our lease on the `release` keys."""
         if not done and not release:
             return
-        try:
-            await self._finish(
-                keys=[self.key(k) for k in (*done, *release)],
-                args=[self._lease, self._settings.dedup_ttl_s, len(done), keys.DONE],
-            )
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise DependencyUnavailableError(f"redis: {exc}") from exc
+        await self._finish(
+            [self.key(k) for k in (*done, *release)],
+            [self._lease, self._settings.dedup_ttl_s, len(done), keys.DONE],
+        )
