@@ -142,10 +142,12 @@ async def test_a_plain_duplicate_has_no_outputs_and_keeps_nothing(
     unique_name: str,
     board_prefix: str,
 ) -> None:
-    # Given submissions whose first delivery produced no output (no rank within the top 3)
+    # Given submissions whose first delivery produced no output: below the top 3, or moving
+    # up within it (third to second: no threshold entered, not first)
     arena = f"{board_prefix}-arena"
     leaders = [submission(arena, f"top{i}", 1000 + i, seconds_after(NOW, i)) for i in range(3)]
-    quiet = [submission(arena, f"low{i}", 1 + i, seconds_after(NOW, 10 + i)) for i in range(4)]
+    quiet = [submission(arena, "top0", 1002, seconds_after(NOW, 9))]
+    quiet += [submission(arena, f"low{i}", 1 + i, seconds_after(NOW, 10 + i)) for i in range(4)]
     processor = make_processor()
     await processor.handle(leaders)
     first = await processor.handle(quiet)

@@ -72,14 +72,16 @@ def test_each_operator_maps_to_its_script_arguments(
         args[2],
         args[3],
         args[4],
-        args[5:14],
-        args[14:20],
-        args[20:],
+        args[5:15],
+        args[15:21],
+        args[21:],
     )
     assert (ttl, specs, per_entry, kept) == (60, 1, JOURNAL_PER_ENTRY, "px:lb-kept:")
     assert (spec[0], spec[5], spec[6:8]) == (op, order, ["b", "2026-W48"])
     # Ranks are looked up only for values that may reach the top threshold (10 by default).
     assert spec[8] == 10
+    # and the answers kept for a redelivery are those whose move enters a threshold.
+    assert spec[9] == "10"
     # The period's keys expire a retention after the period ends (2026-11-30).
     assert spec[4] == int(datetime(2026, 11, 30, tzinfo=UTC).timestamp()) + b.retention_s
     # Wednesday noon is 2.5 days into the week: the tie-break carries those seconds.

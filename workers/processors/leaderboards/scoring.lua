@@ -4,7 +4,7 @@
 -- once (a "spec") and each submission only points at its spec.
 -- ARGV[1] dedup TTL in seconds, ARGV[2] the "done" value, ARGV[3] the number of specs S,
 -- ARGV[4] the most submissions one journal entry holds, ARGV[5] the prefix of the kept-answer
--- keys (see "Kept answers" below), then 9 values per spec:
+-- keys (see "Kept answers" below), then 10 values per spec:
 --   op            "gt" | "lt" (best), "set" (latest), "add" (increment/decrement)
 --   multiplier    2**time_bits
 --   limit         largest absolute score the sort value holds exactly
@@ -15,6 +15,8 @@
 --   rank_limit    the largest rank any rank-changed event of the board needs (its top
 --                 threshold, at least 1): ranks are looked up only when a submission can end
 --                 within it
+--   thresholds    the board's top thresholds, comma-separated: which rank moves make a
+--                 rank-changed event (ranks.py), so which answers are kept
 -- then 6 values per submission: spec number (1-based), value (the score; for "add" the signed
 -- delta), tie_break (from encoding.py), player, idempotency key, event id. Spec number 0 marks
 -- an event the processor refused before scoring (unknown board, score out of range...): only
@@ -41,8 +43,8 @@
 -- guards itself: DedupMode.PROCESSOR); only "applied" changes anything else: it counts the
 -- submission and journals it, all in this same atomic call.
 -- Kept answers: a final answer from which the processor builds output events (a refusal:
--- "r", "c", "l", "o"; or a ranks array whose new rank is within rank_limit and better than
--- the old one) is also kept, with the marker's TTL, at ARGV[5] .. idempotency key, after a
+-- "r", "c", "l", "o"; or a ranks array that reaches first place or enters a threshold) is
+-- also kept, with the marker's TTL, at ARGV[5] .. idempotency key, after a
 -- tag naming the event id (its length, ":", the id) and as the answer (ranks as six
 -- space-separated values, the leader last). A redelivery of the same event (same event id:
 -- the record its first delivery died before settling) is answered "d:" .. the kept answer,
@@ -57,7 +59,7 @@
 -- application order; journal.py reads them back.
 local ttl, done, nspecs, per_entry = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local kept_prefix = ARGV[5]
-local head, spec_width, sub_width = 5, 9, 6
+local head, spec_width, sub_width = 5, 10, 6
 local first_sub = head + nspecs * spec_width
 local first_key = 1 + nspecs * 3
 local results, entries, journal = {}, {}, {}
@@ -109,6 +111,25 @@ local function may_rank(s, order, board, value)
   if bound == false then return true end
   if order == 'rev' then return value >= bound end
   return value <= bound
+end
+
+-- Whether a move from old_rank to new_rank (0-based, -1 absent) makes a rank-changed event
+-- (ranks.py): first place reached, or a top threshold entered. Thresholds parsed once per spec.
+local thresholds = {}
+local function announced(s, old_rank, new_rank)
+  if new_rank == 0 then return old_rank ~= 0 end
+  local list = thresholds[s]
+  if list == nil then
+    list = {}
+    for t in string.gmatch(ARGV[head + (s - 1) * spec_width + 10], '%d+') do
+      list[#list + 1] = tonumber(t)
+    end
+    thresholds[s] = list
+  end
+  for _, t in ipairs(list) do
+    if new_rank < t and (old_rank < 0 or old_rank >= t) then return true end
+  end
+  return false
 end
 
 local applied = 0
@@ -187,7 +208,7 @@ for i = 1, (#ARGV - first_sub) / sub_width do
           end
         end
         result = {sort_value, old_rank, new_rank, leader_rank, leader_value, leader}
-        if new_rank < tonumber(ARGV[p + 9]) and (old_rank < 0 or new_rank < old_rank) then
+        if announced(s, old_rank, new_rank) then
           keep(a, table.concat({fmt(sort_value), old_rank, new_rank, leader_rank,
             fmt(leader_value), leader}, ' '))
         end

@@ -209,6 +209,7 @@ class ScoringCall:
                 board.id,
                 period.key,
                 rank_limit(board),
+                ",".join(map(str, board.top_thresholds)),
             ]
         return number
 
