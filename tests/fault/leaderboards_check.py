@@ -10,6 +10,8 @@ submission in twenty is out of range: refused, it must leave no row and no score
 The checker computes every final score from the plan, compares MySQL's journal (one row per
 accepted submission) and the Redis boards with it, and can rebuild the boards from MySQL with
 `rebuild_board` (what `liveops leaderboards rebuild` runs) to compare the result as well.
+What the run publishes (rank changes, rejections) is checked by leaderboards_outputs.py, from
+the ranks topic, where a test has the broker's settings.
 """
 
 from __future__ import annotations
