@@ -64,6 +64,13 @@ def decode(data: bytes | None) -> Envelope:
 
 def validate(envelope: Envelope) -> Envelope:
     """Check what every event must carry, whatever its payload."""
+    if (
+        envelope.event_id
+        and envelope.idempotency_key
+        and envelope.player_id
+        and envelope.WhichOneof("payload")
+    ):
+        return envelope  # the common case, checked without building anything per event
     missing = [
         name for name in ("event_id", "idempotency_key", "player_id") if not getattr(envelope, name)
     ]
