@@ -215,6 +215,11 @@ class ConsumerLoop:
         self._settling = _Settling(task, records, plan.keys if self._tracks_keys else frozenset())
         if not self._overlaps:
             await self._settled(records)
+        else:
+            # Let the task send its first request now: the next poll returns without
+            # yielding when records are buffered, and the settle would not start before the
+            # next batch's first await (none at all for a processor that does no I/O).
+            await asyncio.sleep(0)
 
     async def _settle(self, records: Sequence[InboundRecord], plan: Plan, polled_at: float) -> None:
         """Steps 5-8 of one batch."""
