@@ -39,5 +39,8 @@ class RuntimeSettings(BaseModel):
     #: Settle a batch (publish, mark done, commit) while the next one is polled and handled:
     #: hides those round trips; off = one batch at a time (the retry loop always is).
     pipeline: bool = True
+    #: Allocations between two runs of the garbage collector (Python's default: 700); at
+    #: start the worker also freezes what it built (gctuning.py). 0 leaves Python's settings.
+    gc_gen0_threshold: int = Field(default=50_000, ge=0)
     #: Longest the retry consumer waits in one poll while its partitions are paused.
     retry_poll_ms: int = Field(default=200, gt=0)

@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer
 from topics.offsets import EndOffsetReader
 from workers.runtime.context import WorkerContext
 from workers.runtime.dedup import Deduplicator
+from workers.runtime.gctuning import tune_gc
 from workers.runtime.health import HealthServer
 from workers.runtime.loop import ConsumerLoop, Progress
 from workers.runtime.metrics import RuntimeMetrics
@@ -106,6 +107,7 @@ class Worker:
                     settings=self.settings,
                 )
                 await self.health.start(self._metrics_port)
+            tune_gc(self.settings)
             if handle_signals:
                 running = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):
