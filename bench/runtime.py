@@ -44,7 +44,7 @@ from topics.catalog import DAY_MS, ConsumerGroup, Topic
 from topics.settings import KafkaSettings
 from workers.db import MySQLTarget, create_pool
 from workers.runtime.context import WorkerContext
-from workers.runtime.dedup import Claim, Deduplicator
+from workers.runtime.dedup import Deduplicator
 from workers.runtime.processor import DedupMode, Outcome
 from workers.runtime.settings import RuntimeSettings
 from workers.runtime.worker import RunLimits, Worker
@@ -144,8 +144,7 @@ async def measure_naive(args: argparse.Namespace) -> dict[str, Any]:
                     if not started:
                         started = time.perf_counter()
                     key = validate(decode(record.value)).idempotency_key
-                    if (await dedup.claim([key]))[0] is Claim.CLAIMED:
-                        await dedup.finish([key], [])
+                    await dedup.finish((await dedup.claim([key])).marker)
                     seen += 1
             if polled:
                 await consumer.commit()

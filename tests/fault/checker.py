@@ -83,19 +83,25 @@ class StateReader:
         )
 
     async def leased_count(self) -> int:
-        """Dedup keys of this test holding a worker's lease: events claimed, not yet finished."""
+        """Dedup keys of this test naming a batch still leased: events claimed, not finished."""
         client = aioredis.Redis.from_url(self.redis_url)
         try:
             pattern = keys.dedup_key(self.key_prefix, self.processor, "*")
             found = [key async for key in client.scan_iter(match=pattern, count=1000)]
-            values = await client.mget(found) if found else []
+            markers = [text_of(v) for v in (await client.mget(found) if found else []) if v]
+            batches = sorted({m for m in markers if m.startswith(keys.BATCH_MARKER_PREFIX)})
+            states = (
+                await client.mget(
+                    [keys.dedup_batch_key(self.key_prefix, self.processor, b) for b in batches]
+                )
+                if batches
+                else []
+            )
         finally:
             await client.aclose()
-        return sum(
-            1
-            for value in values
-            if value is not None and text_of(value).startswith(keys.LEASE_PREFIX)
-        )
+        in_flight = keys.LEASED.encode()
+        leased = {b for b, state in zip(batches, states, strict=True) if state == in_flight}
+        return sum(1 for marker in markers if marker in leased)
 
     async def in_flight(self) -> int:
         """Work a killed worker leaves behind: its leases."""

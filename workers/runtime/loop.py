@@ -11,9 +11,9 @@ Per batch, in this order; each step starts only once the one before it is durabl
 Then the batch settles (steps 5-8, `_settle`):
 5. processor.before_commit(), when it has one: the rest of its effects made durable.
 6. Publish outputs, retry records and dead letters; await every broker ack.
-7. Mark done in Redis (one round trip; DedupMode.RUNTIME only): applied, duplicate and
-   rejected events; release the leases of retried and dead-lettered ones, so a retry or a
-   dlq replay runs them again.
+7. Mark the batch done in Redis (one round trip; DedupMode.RUNTIME only): its applied and
+   rejected events are done; release the markers of retried and dead-lettered ones, so a
+   retry or a dlq replay runs them again.
 8. Commit the next offset of every partition in the batch; count the outcomes.
 Pipelined (LIVEOPS_RUNTIME__PIPELINE, input loops only): batch N settles while batch N+1 is
 polled, decoded, claimed and handled; N+1 settles only after N has committed, so outputs
@@ -225,7 +225,7 @@ class ConsumerLoop:
         """Steps 5-8 of one batch."""
         await self.pipeline.before_commit()  # step 5
         await self._outbox.send_all(plan.records)  # step 6
-        await self._dedup.finish(plan.done, plan.release)  # step 7
+        await self._dedup.finish(plan.claim_marker, plan.release)  # step 7
         await self._commit(records)  # step 8
         self.pipeline.count(plan)
         self.progress.events += plan.events

@@ -45,7 +45,10 @@ class Plan:
     """What one batch produced; applied by the loop, then counted once its offsets commit."""
 
     records: list[OutboundRecord] = field(default_factory=list)
-    done: list[str] = field(default_factory=list)
+    #: The dedup marker of the batch's claim ("" when it claimed nothing): finished once
+    #: the batch's effects are durable, which marks every event it claimed done.
+    claim_marker: str = ""
+    #: Claimed events sent to a retry tier or dead-lettered: their markers are released.
     release: list[str] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     retries: Counter[int] = field(default_factory=Counter)
@@ -118,9 +121,10 @@ class Pipeline:
         """Steps 3-4: dedup claim (DedupMode.RUNTIME only), handle, route; fills `plan`."""
         claimed = plan.decoded
         if self.dedup_mode is DedupMode.RUNTIME:
-            claims = await self._dedup.claim([envelope.idempotency_key for _, envelope in claimed])
+            answer = await self._dedup.claim([envelope.idempotency_key for _, envelope in claimed])
+            plan.claim_marker = answer.marker
             claimed = []
-            for (record, envelope), claim in zip(plan.decoded, claims, strict=True):
+            for (record, envelope), claim in zip(plan.decoded, answer.claims, strict=True):
                 if claim is Claim.DONE:
                     plan.outcomes[OutcomeKind.DUPLICATE] += 1
                 elif claim is Claim.LEASED:
@@ -139,7 +143,7 @@ class Pipeline:
             self._handle_seconds.observe(time.perf_counter() - started)
         marks = self.dedup_mode is DedupMode.RUNTIME
         for (record, envelope), verdict in zip(claimed, verdicts, strict=True):
-            self._route(plan, record, envelope, verdict, marks=marks)
+            self._route(plan, record, envelope, verdict, releases=marks)
 
     async def before_commit(self) -> None:
         """Step 5: the processor's before_commit() hook, when it has one. Any failure means
@@ -179,13 +183,11 @@ class Pipeline:
         envelope: Envelope,
         verdict: Verdict,
         *,
-        marks: bool,
+        releases: bool,
     ) -> None:
         outcome = verdict.outcome
         if outcome.kind in _FINAL:
             plan.outcomes[outcome.kind] += 1
-            if marks:
-                plan.done.append(envelope.idempotency_key)
             for output in outcome.outputs:
                 plan.records.append(
                     OutboundRecord(
@@ -199,8 +201,8 @@ class Pipeline:
                 received = envelope.received_at
                 plan.received_s.append(received.seconds + received.nanos / 1e9)
             return
-        # RETRY or FAILED: release our lease so the retry (or a replay) can claim it again.
-        if marks:
+        # RETRY or FAILED: release our marker so the retry (or a replay) can claim it again.
+        if releases:
             plan.release.append(envelope.idempotency_key)
         failure = verdict.failure or Failure(
             "RetryOutcome" if outcome.kind is OutcomeKind.RETRY else "FailedOutcome",

@@ -26,22 +26,74 @@ async def test_claim_lease_done_and_release(redis_client: aioredis.Redis, unique
     mine = dedup_for(redis_client, unique_name, "w1")
     theirs = dedup_for(redis_client, unique_name, "w2")
 
-    # A new key is claimed with a lease; another worker sees it leased; we may claim it again
-    assert await mine.claim(["a", "b", "c"]) == [Claim.CLAIMED] * 3
-    assert await theirs.claim(["a"]) == [Claim.LEASED]
-    assert await mine.claim(["a"]) == [Claim.CLAIMED]
-    lease_ttl_ms = await redis_client.pttl(keys.dedup_key(unique_name, "p", "a"))
-    assert 0 < lease_ttl_ms <= 30_000
+    # A new key is claimed under a leased batch; another worker sees it leased; we may
+    # claim it again (our batch polled again after an outage)
+    first = await mine.claim(["a", "b", "c"])
+    assert first.claims == [Claim.CLAIMED] * 3
+    assert (await theirs.claim(["a"])).claims == [Claim.LEASED]
+    again = await mine.claim(["a"])
+    assert again.claims == [Claim.CLAIMED]
+    assert again.marker != first.marker
+    lease_ms = await redis_client.pttl(keys.dedup_batch_key(unique_name, "p", again.marker))
+    assert 0 < lease_ms <= 30_000
+    assert await redis_client.get(keys.dedup_key(unique_name, "p", "a")) == again.marker.encode()
 
-    # Finishing: a is done (with the dedup TTL), b released, c left as is
-    await mine.finish(done=["a"], release=["b"])
-    assert await theirs.claim(["a", "b"]) == [Claim.DONE, Claim.CLAIMED]
+    # Finishing the second batch: a is done (the batch key for the dedup TTL), b released;
+    # c, claimed by the first batch, is still leased
+    await mine.finish(again.marker, release=["b"])
+    await mine.finish(first.marker, release=["b"])  # b names the first batch: released
+    assert (await theirs.claim(["a", "b"])).claims == [Claim.DONE, Claim.CLAIMED]
+    batch_ttl_s = await redis_client.ttl(keys.dedup_batch_key(unique_name, "p", again.marker))
+    assert 3000 < batch_ttl_s <= 3600
     assert 3000 < await redis_client.ttl(keys.dedup_key(unique_name, "p", "a")) <= 3600
 
-    # Releasing never removes another worker's lease, nor a done marker
-    await mine.finish(done=[], release=["b", "a"])
-    assert await redis_client.get(keys.dedup_key(unique_name, "p", "b")) == b"lease:w2"
-    assert await redis_client.get(keys.dedup_key(unique_name, "p", "a")) == b"done"
+    # Releasing never removes another batch's marker, nor a done marker
+    await redis_client.set(keys.dedup_key(unique_name, "p", "d"), keys.DONE)
+    await mine.finish(first.marker, release=["b", "d"])
+    b_marker = await redis_client.get(keys.dedup_key(unique_name, "p", "b"))
+    assert isinstance(b_marker, bytes)
+    assert b_marker.decode().startswith(keys.worker_markers("w2"))
+    assert await redis_client.get(keys.dedup_key(unique_name, "p", "d")) == b"done"
+    assert (await theirs.claim(["d"])).claims == [Claim.DONE]
+
+
+async def test_an_expired_batch_lease_is_claimed_again(
+    redis_client: aioredis.Redis, unique_name: str
+) -> None:
+    # Given a worker that claimed two events and died before finishing its batch
+    dead = dedup_for(redis_client, unique_name, "dead")
+    lost = await dead.claim(["x", "y"])
+    survivor = dedup_for(redis_client, unique_name, "alive")
+    assert (await survivor.claim(["x"])).claims == [Claim.LEASED]
+
+    # When its batch lease expires
+    await redis_client.delete(keys.dedup_batch_key(unique_name, "p", lost.marker))
+
+    # Then another worker claims them; the dead batch's late finish does not mark them done
+    taken = await survivor.claim(["x", "y"])
+    assert taken.claims == [Claim.CLAIMED, Claim.CLAIMED]
+    await dead.finish(lost.marker)
+    assert (await dedup_for(redis_client, unique_name, "third").claim(["x"])).claims == [
+        Claim.LEASED
+    ]
+    await survivor.finish(taken.marker)
+    assert (await dead.claim(["x", "y"])).claims == [Claim.DONE, Claim.DONE]
+
+
+async def test_a_lease_of_the_format_before_batch_markers_is_honoured(
+    redis_client: aioredis.Redis, unique_name: str
+) -> None:
+    # Markers written by a worker of the previous release, during a rolling deploy
+    await redis_client.set(keys.dedup_key(unique_name, "p", "old"), keys.lease_value("w1"))
+    await redis_client.set(keys.dedup_key(unique_name, "p", "gone"), keys.DONE)
+
+    assert (await dedup_for(redis_client, unique_name, "w2").claim(["old", "gone"])).claims == [
+        Claim.LEASED,
+        Claim.DONE,
+    ]
+    assert (await dedup_for(redis_client, unique_name, "w1").claim(["old"])).claims == [
+        Claim.CLAIMED
+    ]
 
 
 async def test_durable_claim_returns_only_new_events(

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from schemas.codec import encode
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import PLAYER_ACTIONS, ConsumerGroup
-from workers.runtime.dedup import Claim, Deduplicator
+from workers.runtime.dedup import ClaimedBatch, Deduplicator
 from workers.runtime.metrics import RuntimeMetrics
 from workers.runtime.pipeline import Pipeline
 from workers.runtime.processor import DedupMode, Outcome, dedup_mode_of
@@ -40,7 +40,7 @@ class NoRedis(Deduplicator):
             settings=RuntimeSettings(),
         )
 
-    async def claim(self, idempotency_keys: Sequence[str]) -> list[Claim]:
+    async def claim(self, idempotency_keys: Sequence[str]) -> ClaimedBatch:
         raise AssertionError("a PROCESSOR-guarded batch must not be claimed")
 
 
@@ -102,7 +102,12 @@ async def test_processor_mode_skips_claim_and_marks_yet_counts_every_duplicate()
     again = await pipeline.plan([record("a", offset=3), record("r", "retry", offset=4)])
 
     # Then nothing is left for the runtime to mark or release in Redis
-    assert (first.done, first.release, again.done, again.release) == ([], [], [], [])
+    assert (first.claim_marker, first.release, again.claim_marker, again.release) == (
+        "",
+        [],
+        "",
+        [],
+    )
     # And the copy in the batch and the redelivery are both counted as duplicates
     assert first.outcomes == {"applied": 2, "duplicate": 1}
     assert again.outcomes == {"duplicate": 1, "retry": 1}

@@ -14,7 +14,7 @@ from schemas.codec import encode
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import PLAYER_ACTIONS, REWARDS_GRANTED, ConsumerGroup
 from workers.runtime import headers
-from workers.runtime.dedup import Claim, Deduplicator
+from workers.runtime.dedup import Claim, ClaimedBatch, Deduplicator
 from workers.runtime.metrics import RuntimeMetrics
 from workers.runtime.pipeline import Pipeline
 from workers.runtime.processor import Outcome, OutputEvent
@@ -44,9 +44,11 @@ class FakeDedup(Deduplicator):
         self.decisions = decisions
         self.claimed: list[str] = []
 
-    async def claim(self, idempotency_keys: Sequence[str]) -> list[Claim]:
+    async def claim(self, idempotency_keys: Sequence[str]) -> ClaimedBatch:
         self.claimed += idempotency_keys
-        return [self.decisions.get(k, Claim.CLAIMED) for k in idempotency_keys]
+        return ClaimedBatch(
+            "b:w:1", [self.decisions.get(k, Claim.CLAIMED) for k in idempotency_keys]
+        )
 
 
 class ByPlayer:
@@ -106,8 +108,8 @@ async def test_each_decision_and_outcome_is_routed() -> None:
     # Only claimed events reach the processor, each once
     assert processor.seen == ["ok", "retry", "fail", "reject"]
     assert dedup.claimed == ["ok", "done", "leased", "retry", "fail", "reject"]
-    # Final outcomes are marked done; retried and failed ones released for a later attempt
-    assert sorted(plan.done) == ["ok", "reject"]
+    # Final outcomes are done with their batch; retried and failed ones released for later
+    assert plan.claim_marker == "b:w:1"
     assert sorted(plan.release) == ["fail", "retry"]
     assert plan.outcomes == {"applied": 1, "duplicate": 2, "rejected": 1, "retry": 2, "failed": 2}
     by_topic: dict[str, list[InboundRecord]] = {}
