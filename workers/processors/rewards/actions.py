@@ -14,6 +14,10 @@ from schemas.codec import payload_type
 from schemas.liveops.v1 import actions_pb2, purchases_pb2
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from workers.errors import ValidationFailedError
+from workers.processors.rewards.grants import ID_LENGTH
+
+#: reward_ledger.purchase_ref is a VARCHAR(191).
+PURCHASE_REF_LENGTH = 191
 
 
 class ActionKind(StrEnum):
@@ -57,11 +61,18 @@ def purchase_ref(store: purchases_pb2.Store, transaction_id: str) -> str:
     if not transaction_id:
         raise ValidationFailedError("purchase event without transaction_id")
     store_name = purchases_pb2.Store.Name(store).removeprefix("STORE_").lower()
-    return f"{store_name}:{transaction_id}"
+    ref = f"{store_name}:{transaction_id}"
+    if len(ref) > PURCHASE_REF_LENGTH:
+        raise ValidationFailedError(f"transaction_id longer than {PURCHASE_REF_LENGTH} characters")
+    return ref
 
 
 def action_of(envelope: Envelope) -> Action | NotRewardable:
-    """The action an envelope carries. Raises ValidationFailedError for a malformed purchase."""
+    """The action an envelope carries. Raises ValidationFailedError for a malformed purchase,
+    or ids longer than their columns: caught here, in handle(), because the rows are written
+    after it returns (commits.py), where a failure would hold the partition forever."""
+    if len(envelope.player_id) > ID_LENGTH:
+        raise ValidationFailedError(f"player_id longer than {ID_LENGTH} characters")
     payload = payload_type(envelope)
     if payload == "level_completed":
         level = envelope.level_completed
