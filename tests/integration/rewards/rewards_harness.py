@@ -8,6 +8,7 @@ tests/conftest.py for mypy.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from schemas.liveops.v1.envelope_pb2 import ClientInfo, Envelope, Platform
 from topics.catalog import ConsumerGroup
 from workers.processors.rewards.processor import RewardsProcessor
 from workers.processors.rewards.settings import NegativeBalancePolicy, RewardsSettings
+from workers.runtime.processor import Outcome
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -126,6 +128,14 @@ async def started_processor(
     processor = kind(pool, settings, metrics=metrics)
     await processor.start()
     return processor
+
+
+async def apply(processor: RewardsProcessor, batch: Sequence[Envelope]) -> list[Outcome]:
+    """handle(), then before_commit(), as the runtime calls them: the batch's transaction
+    commits in the background (processor.py), and is durable once before_commit() returns."""
+    outcomes = await processor.handle(batch)
+    await processor.before_commit()
+    return list(outcomes)
 
 
 async def query(pool: aiomysql.Pool, sql: str, *params: object) -> list[tuple[object, ...]]:

@@ -1,8 +1,8 @@
 """The durable claim guards rewards on its own, as under `dedup = processor` (no Redis lease).
 
-Through processor.handle() directly against the real MySQL (the runtime's Redis dedup is not
-involved): a batch mixing new and granted events, and two workers handling the same events at
-the same moment.
+Through handle() and before_commit() directly against the real MySQL (the runtime's Redis
+dedup is not involved): a batch mixing new and granted events, and two workers handling the
+same events at the same moment.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiomysql
 import pytest
-from rewards_harness import ledger_count, level_completed, started_processor, wallet
+from rewards_harness import apply, ledger_count, level_completed, started_processor, wallet
 
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from workers.db import MySQLTarget, create_pool
@@ -40,9 +40,9 @@ async def test_a_batch_of_new_and_already_granted_events_applies_only_the_new(
     # must still claim and grant the new one.
     processor = await started_processor(pool, tmp_path)
     old = level_completed(unique_name)
-    await processor.handle([old])
+    await apply(processor, [old])
 
-    outcomes = await processor.handle([level_completed(unique_name), old])
+    outcomes = await apply(processor, [level_completed(unique_name), old])
 
     assert [o.kind for o in outcomes] == [OutcomeKind.APPLIED, OutcomeKind.DUPLICATE]
     assert await wallet(pool, unique_name) == {"coins": (20, 0), "key": (2, 0)}
@@ -76,7 +76,7 @@ async def test_the_same_events_handled_by_two_workers_at_once_are_granted_once(
 async def handle_retrying(processor: RewardsProcessor, batch: Sequence[Envelope]) -> list[Outcome]:
     for _ in range(50):
         try:
-            return list(await processor.handle(batch))
+            return await apply(processor, batch)
         except Exception as exc:  # sorted as the runtime sorts it
             if not isinstance(classify(exc), TransientError):
                 raise

@@ -1,4 +1,4 @@
-"""The rewards processor against the real MySQL, through processor.handle() directly.
+"""The rewards processor against the real MySQL, through handle() and before_commit() directly.
 
 Calling handle() again with the same events is exactly what a redelivery looks like once the
 runtime's Redis dedup keys are gone: only the MySQL guard stands between it and a double grant.
@@ -15,6 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from rewards_harness import (
     RULES,
+    apply,
     execute,
     ledger_count,
     level_completed,
@@ -55,7 +56,7 @@ async def test_a_batch_writes_ledger_wallet_and_reward_granted_events(
     processor = await started_processor(pool, tmp_path)
     events = [match_won(unique_name), level_completed(unique_name)]
 
-    outcomes = await processor.handle(events)
+    outcomes = await apply(processor, events)
 
     assert [o.kind for o in outcomes] == [OutcomeKind.APPLIED, OutcomeKind.APPLIED]
     assert await wallet(pool, unique_name) == {"coins": (110, 0), "key": (1, 0)}
@@ -79,8 +80,8 @@ async def test_duplicates_within_and_across_batches_apply_once(
     again = level_completed(unique_name, key=first.idempotency_key)  # a client retry
     other = level_completed(unique_name)
 
-    outcomes = await processor.handle([first, again, other])
-    redelivered = await processor.handle([other, first])
+    outcomes = await apply(processor, [first, again, other])
+    redelivered = await apply(processor, [other, first])
 
     assert [o.kind for o in outcomes] == [
         OutcomeKind.APPLIED,
@@ -104,8 +105,8 @@ async def test_daily_caps_record_the_event_as_capped_and_persist(
     registry = CollectorRegistry()
     processor = await started_processor(pool, tmp_path, metrics=registry)
 
-    outcomes = await processor.handle([match_won(unique_name) for _ in range(3)])
-    later = await processor.handle([match_won(unique_name)])
+    outcomes = await apply(processor, [match_won(unique_name) for _ in range(3)])
+    later = await apply(processor, [match_won(unique_name)])
 
     kinds = [o.kind for o in (*outcomes, *later)]
     assert kinds == [OutcomeKind.APPLIED] * 2 + [OutcomeKind.REJECTED] * 2
@@ -125,10 +126,10 @@ async def test_a_refund_claws_back_exactly_the_purchase_grants(
 ) -> None:
     processor = await started_processor(pool, tmp_path)
     bought = purchase(unique_name, f"{unique_name}-t1")
-    await processor.handle([bought, match_won(unique_name)])
+    await apply(processor, [bought, match_won(unique_name)])
 
-    outcomes = await processor.handle([refund(unique_name, f"{unique_name}-t1")])
-    twice = await processor.handle([refund(unique_name, f"{unique_name}-t1")])
+    outcomes = await apply(processor, [refund(unique_name, f"{unique_name}-t1")])
+    twice = await apply(processor, [refund(unique_name, f"{unique_name}-t1")])
 
     assert outcomes[0].kind is OutcomeKind.APPLIED
     clawed = outcomes[0].outputs[0].envelope.reward_granted
@@ -146,7 +147,7 @@ async def test_a_claw_back_of_spent_gems_is_debt_or_refused_per_policy(
     debt_player, strict_player = f"{unique_name}-d", f"{unique_name}-s"
     for player, policy in ((debt_player, "debt"), (strict_player, "reject")):
         processor = await started_processor(pool, tmp_path, policy=policy)  # type: ignore[arg-type]  # literal per loop
-        await processor.handle([purchase(player, f"{player}-t")])
+        await apply(processor, [purchase(player, f"{player}-t")])
         # The player spends 400 gems elsewhere: a correcting ledger row keeps verify happy.
         await execute(
             pool,
@@ -159,7 +160,7 @@ async def test_a_claw_back_of_spent_gems_is_debt_or_refused_per_policy(
             "e",
         )
         await execute(pool, "UPDATE wallet_balances SET net = 100 WHERE player_id = %s", player)
-        outcomes = await processor.handle([refund(player, f"{player}-t")])
+        outcomes = await apply(processor, [refund(player, f"{player}-t")])
         assert outcomes[0].kind is (
             OutcomeKind.APPLIED if policy == "debt" else OutcomeKind.REJECTED
         )
@@ -167,7 +168,7 @@ async def test_a_claw_back_of_spent_gems_is_debt_or_refused_per_policy(
     assert await wallet(pool, debt_player) == {"gems": (0, 400), "sword": (0, 0)}
     # Later grants pay the debt back first.
     debt_processor = await started_processor(pool, tmp_path)
-    await debt_processor.handle([purchase(debt_player, f"{debt_player}-t2")])
+    await apply(debt_processor, [purchase(debt_player, f"{debt_player}-t2")])
     assert await wallet(pool, debt_player) == {"gems": (100, 0), "sword": (1, 0)}
     assert await wallet(pool, strict_player) == {"gems": (100, 0), "sword": (1, 0)}
     reasons = await query(
@@ -182,10 +183,11 @@ async def test_reject_policy_sees_the_balance_when_a_purchase_is_refunded_in_its
     pool: aiomysql.Pool, tmp_path: Path, unique_name: str
 ) -> None:
     processor = await started_processor(pool, tmp_path, policy="reject")
-    await processor.handle([purchase(unique_name, f"{unique_name}-old")])
+    await apply(processor, [purchase(unique_name, f"{unique_name}-old")])
 
-    outcomes = await processor.handle(
-        [purchase(unique_name, f"{unique_name}-new"), refund(unique_name, f"{unique_name}-new")]
+    outcomes = await apply(
+        processor,
+        [purchase(unique_name, f"{unique_name}-new"), refund(unique_name, f"{unique_name}-new")],
     )
 
     assert [o.kind for o in outcomes] == [OutcomeKind.APPLIED, OutcomeKind.APPLIED]
@@ -199,9 +201,9 @@ async def test_a_refund_before_its_purchase_is_retried_then_applied(
     early = refund(unique_name, f"{unique_name}-t")
     copy = refund(unique_name, f"{unique_name}-t", key=early.idempotency_key)
 
-    first = await processor.handle([early, copy])
-    await processor.handle([purchase(unique_name, f"{unique_name}-t")])
-    retried = await processor.handle([early])  # back from the retry topic, same key
+    first = await apply(processor, [early, copy])
+    await apply(processor, [purchase(unique_name, f"{unique_name}-t")])
+    retried = await apply(processor, [early])  # back from the retry topic, same key
 
     # The copy shares the original's fate: marked done, it would hide the retried original.
     assert [o.kind for o in first] == [OutcomeKind.RETRY, OutcomeKind.RETRY]
@@ -215,12 +217,12 @@ async def test_a_purchase_without_a_rule_fails_and_is_replayable_after_a_fix(
     processor = await started_processor(pool, tmp_path)
     event = purchase(unique_name, f"{unique_name}-t", product_id="new-pack")
 
-    failed = await processor.handle([event])
+    failed = await apply(processor, [event])
     fixed = RULES.replace('product_id = "pack"', 'product_id = "new-pack"').replace(
         "version = 3", "version = 4"
     )
     (tmp_path / "rules.toml").write_text(fixed, encoding="utf-8")
-    replayed = await processor.handle([event])  # replayed from the dead letters
+    replayed = await apply(processor, [event])  # replayed from the dead letters
 
     assert failed[0].kind is OutcomeKind.FAILED
     assert "no rule for paid purchase_fulfilled(product_id='new-pack')" in failed[0].reason
@@ -237,12 +239,13 @@ async def test_campaigns_use_segments_and_tell_old_clients_why(
     )
     outsider = f"{unique_name}-x"
 
-    vip, old, other = await processor.handle(
+    vip, old, other = await apply(
+        processor,
         [
             level_completed(unique_name),
             level_completed(unique_name, app_version="2.13.0"),
             level_completed(outsider),
-        ]
+        ],
     )
 
     boosted = vip.outputs[0].envelope.reward_granted
@@ -268,7 +271,7 @@ async def test_a_bad_rules_edit_keeps_the_old_rules(
     processor = await started_processor(pool, tmp_path)
     (tmp_path / "rules.toml").write_text("[[rules]]\nid = 1", encoding="utf-8")
 
-    outcomes = await processor.handle([match_won(unique_name)])
+    outcomes = await apply(processor, [match_won(unique_name)])
 
     assert outcomes[0].kind is OutcomeKind.APPLIED
     assert outcomes[0].outputs[0].envelope.reward_granted.rule_id == "win"
@@ -281,7 +284,7 @@ async def test_many_players_in_one_batch_stay_consistent(
     players = [f"{unique_name}-{i}" for i in range(20)]
     batch = [level_completed(player) for player in players for _ in range(10)]
 
-    outcomes = await processor.handle(batch)
+    outcomes = await apply(processor, batch)
 
     assert all(o.kind is OutcomeKind.APPLIED for o in outcomes)
     assert await wallet(pool, players[7]) == {"coins": (100, 0), "key": (10, 0)}
@@ -300,7 +303,7 @@ async def test_concurrent_batches_of_the_same_players_lose_nothing(
         batches = [[level_completed(p) for p in players for _ in range(5)] for _ in range(4)]
 
         # When: they commit at the same time.
-        results = await asyncio.gather(*(processor.handle(batch) for batch in batches))
+        results = await asyncio.gather(*(apply(processor, batch) for batch in batches))
 
         # Then: every grant counts once; read committed + relative updates lost none.
         assert all(o.kind is OutcomeKind.APPLIED for outcomes in results for o in outcomes)
@@ -319,8 +322,8 @@ async def test_quotes_backslashes_and_unicode_in_ids_are_stored_verbatim(
     player = f"{unique_name[-8:]}-o'b\\\\x\"; DROP TABLE t; -- 🎮"  # within 64 chars
     event = level_completed(player, key=f"{unique_name}-%s-'\\\\'-ключ")
 
-    outcomes = await processor.handle([event])
-    again = await processor.handle([event])
+    outcomes = await apply(processor, [event])
+    again = await apply(processor, [event])
 
     assert [outcomes[0].kind, again[0].kind] == [OutcomeKind.APPLIED, OutcomeKind.DUPLICATE]
     assert await wallet(pool, player) == {"coins": (10, 0), "key": (1, 0)}

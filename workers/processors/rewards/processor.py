@@ -7,14 +7,18 @@ handle(batch), in order:
    claimed before); later copies of a key in the batch, and keys claimed before, are
    duplicates;
 3. decide each fresh event against rules and campaigns (plan.py, pure; done for every event
-   while the claim's INSERT is in flight, the fresh ones' decisions kept);
-4. read and lock cap counters and the purchases' ledger rows (and, under the `reject` policy,
-   the wallet rows refunds would debit); settle (pure);
-5. write ledger rows, wallet and inventory deltas, counter increments and refusals in
-   multi-row statements (the RewardGranted events are built while the ledger rows go in);
-   release the claims of events that will come back (retry, dead letter);
-6. COMMIT, then return one outcome per event with a RewardGranted output per grant.
-Any exception rolls the whole batch back; the runtime sorts the error and decides.
+   while the claim's INSERT is in flight, the fresh ones' decisions kept); ids too long for
+   their columns fail here (actions.py), never in step 5;
+4. once the earlier batches' writes are in (commits.py), read and lock cap counters and the
+   purchases' ledger rows (and, under the `reject` policy, the wallet rows refunds would
+   debit); settle (pure);
+5. hand the transaction to a Tail (commits.py), which writes ledger rows, wallet and
+   inventory deltas, counter increments and refusals in multi-row statements, releases the
+   claims of events that will come back (retry, dead letter), and COMMITs, while handle()
+   returns one outcome per event with a RewardGranted output per grant, and the runtime goes
+   on with the next batch. before_commit() waits for that COMMIT: the runtime publishes the
+   outputs and commits the offsets only after it, and holds position if it failed.
+Any exception in handle() rolls the whole batch back; the runtime sorts the error and decides.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import REWARDS_GRANTED, REWARDS_GROUP, ConsumerGroup
 from workers.processors.rewards import ledger
 from workers.processors.rewards.actions import time_window
+from workers.processors.rewards.commits import Tail, Tails
 from workers.processors.rewards.errors import RulesFileError
 from workers.processors.rewards.grants import GrantRecord
 from workers.processors.rewards.plan import decide_batch
@@ -112,6 +117,7 @@ class RewardsProcessor:
         self._book: RuleBook | None = None
         self._rules_mtime_ns = 0
         self._next_check_s = 0.0
+        self._tails = Tails(pool)
 
     @property
     def book(self) -> RuleBook:
@@ -124,7 +130,8 @@ class RewardsProcessor:
         await self.reload_rules(force=True)
 
     async def stop(self) -> None:
-        """Nothing to close: the pool belongs to the runtime."""
+        """Let the transactions in flight finish; the pool belongs to the runtime."""
+        await self._tails.stop()
 
     async def ready(self) -> bool:
         try:
@@ -169,27 +176,69 @@ class RewardsProcessor:
     async def handle(self, batch: Sequence[Envelope]) -> Sequence[Outcome]:
         if time.monotonic() >= self._next_check_s:
             await self.reload_rules()
-        async with self._pool.acquire() as conn:
+        conn = await self._pool.acquire()
+        tail: Tail | None = None
+        try:
+            cursor = await conn.cursor()
+            # READ COMMITTED: locking reads take no gap locks, so concurrent batches
+            # inserting new keys (ULIDs all land at the end of the index) do not deadlock;
+            # wallet and counter writes are relative, so nothing is lost.
+            await cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            settled_after, settlement, first_copies, fresh = await self._settle(
+                cursor, self.book, batch
+            )
+            earlier: dict[str, GrantRecord] = {}
+            if len(fresh) < len(first_copies):
+                # Grants of earlier deliveries, to publish their RewardGranted again.
+                fresh_keys = {e.idempotency_key for e in fresh}
+                earlier = await ledger.load_grants(
+                    cursor, [key for key in first_copies if key not in fresh_keys]
+                )
+            # The writes and the COMMIT go on in a Tail; the statements after the ledger
+            # rows, and the outcomes, are built while those are being written.
+            derived: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+
+            async def write() -> None:
+                await ledger.write_ledger(cursor, settlement)
+                await execute_all(cursor, await derived)
+
+            tail = self._tails.start(
+                conn, cursor, write, lambda: self._count(settlement), after=settled_after
+            )
+            await asyncio.sleep(0)  # the tail sends the ledger rows
             try:
-                async with conn.cursor() as cursor:
-                    # READ COMMITTED: locking reads take no gap locks, so concurrent batches
-                    # inserting new keys (ULIDs all land at the end of the index) do not
-                    # deadlock; wallet and counter writes are relative, so nothing is lost.
-                    await cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                    outcomes, settlement = await self._apply(cursor, self.book, batch)
-                await conn.commit()
-            except BaseException:
+                derived.set_result(ledger.derived_statements(cursor, self.name, settlement))
+                settled = {
+                    e.idempotency_key: _outcome_of(result, e)
+                    for e, result in zip(fresh, settlement.results, strict=True)
+                }
+            finally:
+                if not derived.done():
+                    derived.set_exception(RuntimeError("handle() failed before the writes"))
+            return _assemble(batch, first_copies, settled, earlier)
+        except BaseException:
+            if tail is not None:
+                await self._tails.abandon(tail)  # rolled back, not committed
+            else:
                 # Nothing of the batch may stay half-applied. If the connection is gone the
                 # rollback fails too; the server drops the transaction with the connection.
                 with contextlib.suppress(pymysql.err.MySQLError, OSError):
                     await conn.rollback()
-                raise
-        self._count(settlement)
-        return outcomes
+                self._pool.release(conn)
+            raise
 
-    async def _apply(
+    async def before_commit(self) -> None:
+        """Wait until the transactions of the batches handled so far have committed (the
+        runtime's BeforeCommit hook, before it publishes a batch's RewardGranted events and
+        commits its offsets); DependencyUnavailableError when one of them could not."""
+        await self._tails.wait_committed()
+
+    async def _settle(
         self, cursor: aiomysql.Cursor, book: RuleBook, batch: Sequence[Envelope]
-    ) -> tuple[list[Outcome], Settlement]:
+    ) -> tuple[list[Tail], Settlement, dict[str, Envelope], list[Envelope]]:
+        """Claim, decide, read under lock and settle: the earlier tails whose writes our
+        reads saw, the settlement, the first copy of each key and the freshly claimed
+        events (in settlement order)."""
         first_copies: dict[str, Envelope] = {}
         for envelope in batch:
             first_copies.setdefault(envelope.idempotency_key, envelope)
@@ -212,28 +261,10 @@ class RewardsProcessor:
             new_keys = {e.idempotency_key for e in fresh}
             decisions = [d for d in guessed if d.event.idempotency_key in new_keys]
         policy = self._settings.negative_balance
+        # Earlier batches' rows in place: our locking reads wait for them, and see them.
+        written = await self._tails.wait_written()
         state = await ledger.load_state(cursor, decisions, policy)
-        settlement = settle(decisions, state, policy)
-        writing = asyncio.ensure_future(ledger.write_ledger(cursor, settlement))
-        async with while_in_flight(writing, cursor):
-            # While MySQL writes the ledger rows: the RewardGranted events, and the text of
-            # the other writes.
-            settled = {
-                e.idempotency_key: _outcome_of(result, e)
-                for e, result in zip(fresh, settlement.results, strict=True)
-            }
-            derived = ledger.derived_statements(cursor, self.name, settlement)
-            # Nothing was applied before (the usual case): the outcomes are complete too.
-            complete = len(settled) == len(first_copies)
-            outcomes = _assemble(batch, first_copies, settled, {}) if complete else None
-        await writing
-        await execute_all(cursor, derived)
-        if outcomes is None:
-            earlier = await ledger.load_grants(
-                cursor, [key for key in first_copies if key not in settled]
-            )
-            outcomes = _assemble(batch, first_copies, settled, earlier)
-        return outcomes, settlement
+        return written, settle(decisions, state, policy), first_copies, fresh
 
     def _count(self, settlement: Settlement) -> None:
         """Metrics of a committed batch (never of one rolled back), one inc() per label."""
