@@ -49,9 +49,11 @@ def batch_result(
     batch_log: Sequence[tuple[float, float, int]], *, in_handle_s: float | None = None, **extra: Any
 ) -> dict[str, Any]:
     """result() of a subject on the runtime, from its batch log (Progress.batch_log: polled_at,
-    committed_at, size per batch). Throughput runs from the first poll to the last commit;
-    each event's latency from its batch's poll to its commit (p50/p99); `handle_share`, when
-    the time inside handle() is given, is that time over the whole run."""
+    settled_at, size per batch; settled: effects durable, outputs acknowledged, dedup marked,
+    offsets staged for the next commit, at most LIVEOPS_RUNTIME__COMMIT_INTERVAL_MS later).
+    Throughput runs from the first poll to the last settle; each event's latency from its
+    batch's poll to its settle (p50/p99); `handle_share`, when the time inside handle() is
+    given, is that time over the whole run."""
     per_event_ms = [(end - start) * 1000 for start, end, n in batch_log for _ in range(n)]
     cuts = statistics.quantiles(per_event_ms, n=100) if len(per_event_ms) > 1 else [0.0] * 99
     handled = sum(n for _, _, n in batch_log)

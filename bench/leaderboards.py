@@ -7,9 +7,9 @@ own child process:
   LeaderboardsProcessor with all the work done: consume, one Lua call per batch (dedup marker,
   operator, ranks, journal), the applied submissions copied to MySQL in before_commit() (while
   the next batch is handled), rank-changed events published and acknowledged, offsets
-  committed.
-  Throughput runs from the first poll to the last commit; latency p50/p99 is per event, from
-  the moment its batch was polled to the commit of its offsets (the runtime's batch log; the
+  staged and committed (at most every LIVEOPS_RUNTIME__COMMIT_INTERVAL_MS).
+  Throughput runs from the first poll to the last settle; latency p50/p99 is per event, from
+  the moment its batch was polled to its settle (bench/child.py batch_result; the
   topic is preloaded, so gateway time would only measure the queue). `handle_share` is the
   part of that time spent inside handle() (before_commit() overlaps it); `exactly_once` is
   1.0 when MySQL holds exactly one record per event.

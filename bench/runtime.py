@@ -4,9 +4,10 @@ One run (see bench/harness.py): preload a topic with realistic envelopes, then m
 interleaved over several rounds, each in its own child process:
 - `runtime` (the subject): a Worker running a processor that does nothing, so every cost is
   the runtime's own: poll, decode and validate, one Redis round trip to claim the batch, the
-  handle call, one Redis round trip to mark it done, the offset commit, metrics. Latency
-  p50/p99 is per event, from the moment its batch was polled to the commit of its offsets.
-  Throughput runs from the first batch's poll to the last batch's commit.
+  handle call, one Redis round trip to mark it done, the offset commit (at most every
+  LIVEOPS_RUNTIME__COMMIT_INTERVAL_MS), metrics. Latency p50/p99 is per event, from the
+  moment its batch was polled to its settle (bench/child.py batch_result). Throughput runs
+  from the first batch's poll to the last batch's settle.
 - `by_dedup_mode`: the subject's figures again under `runtime` (DedupMode.RUNTIME, the
   default), next to `processor`: the same null processor declaring DedupMode.PROCESSOR,
   measured in the same rounds, so the runtime skips both Redis round trips; what a processor

@@ -14,7 +14,12 @@ Then the batch settles (steps 5-8, `_settle`):
 7. Mark the batch done in Redis (one round trip; DedupMode.RUNTIME only): its applied and
    rejected events are done; release the markers of retried and dead-lettered ones, so a
    retry or a dlq replay runs them again.
-8. Commit the next offset of every partition in the batch; count the outcomes.
+8. Stage the next offset of every partition in the batch and count the outcomes; commit the
+   staged offsets when `commit_interval_ms` has passed since the last commit (0: every
+   batch), when the loop finds nothing new to poll, before partitions are revoked, and at
+   stop. A commit only ever covers settled batches; a crash before it replays them, and dedup
+   turns the replay into duplicates (what committing every batch would cost: a broker round
+   trip per batch, on the loop's critical path).
 Pipelined (LIVEOPS_RUNTIME__PIPELINE, input loops only): batch N settles while batch N+1 is
 polled, decoded, claimed and handled; N+1 settles only after N has committed, so outputs
 and commits keep their order. A batch holding an idempotency key of the batch still settling
@@ -67,8 +72,8 @@ class Progress:
     waiting: int = 0
     #: Dependencies each loop (by id) found failing on its last attempt.
     down_by_loop: dict[int, set[str]] = field(default_factory=dict)
-    #: When a list (benchmarks), each committed batch appends (polled_at, committed_at, size)
-    #: in perf_counter seconds.
+    #: When a list (benchmarks), each settled batch appends (polled_at, settled_at, size) in
+    #: perf_counter seconds (settled: effects durable, outputs acked, offsets staged).
     batch_log: list[tuple[float, float, int]] | None = None
 
     @property
@@ -128,6 +133,10 @@ class ConsumerLoop:
         self._tracks_keys = pipeline.dedup_mode is DedupMode.RUNTIME
         self._processing = False
         self._settling: _Settling | None = None
+        #: Offsets of settled batches not committed yet, and when to commit them.
+        self._staged: dict[TopicPartition, int] = {}
+        self._commit_due = 0.0
+        self._committing = asyncio.Lock()
         #: Records of a batch whose settling failed: polled again from their start.
         self._unsettled: list[InboundRecord] = []
 
@@ -157,8 +166,11 @@ class ConsumerLoop:
             selected = self._select(records)
             if selected:
                 await self._run_batch(selected, polled_at)
-            elif self._settling is not None and self._settling.task.done():
-                await self._settled()  # nothing new: collect the batch settled (or failed)
+            else:
+                if self._settling is not None and self._settling.task.done():
+                    await self._settled()  # nothing new: collect the batch settled (or failed)
+                if self._settling is None:
+                    await self.commit_staged()  # quiet: no reason to wait for the interval
         except DependencyUnavailableError as exc:
             with contextlib.suppress(DependencyUnavailableError):
                 await self._settled(records)  # a batch settling goes first: it commits, or
@@ -226,7 +238,9 @@ class ConsumerLoop:
         await self.pipeline.before_commit()  # step 5
         await self._outbox.send_all(plan.records)  # step 6
         await self._dedup.finish(plan.claim_marker, plan.release)  # step 7
-        await self._commit(records)  # step 8
+        self._stage(records)  # step 8
+        if time.monotonic() >= self._commit_due:
+            await self.commit_staged()
         self.pipeline.count(plan)
         self.progress.events += plan.events
         if self.progress.batch_log is not None:
@@ -252,8 +266,9 @@ class ConsumerLoop:
         by whoever owns the partitions next (dedup sees the repeats)."""
         try:
             await self._settled()
+            await self.commit_staged()
         except DependencyUnavailableError as exc:
-            log.warning("last batch not committed", processor=self._name, error=str(exc))
+            log.warning("last batches not committed", processor=self._name, error=str(exc))
         finally:
             self._unsettled = []
             self._set_idle_if_quiet()
@@ -263,21 +278,34 @@ class ConsumerLoop:
         if not self._processing and (self._settling is None or self._settling.task.done()):
             self.idle.set()
 
-    async def _commit(self, records: Sequence[InboundRecord]) -> None:
-        offsets: dict[TopicPartition, int] = {}
+    def _stage(self, records: Sequence[InboundRecord]) -> None:
+        staged = self._staged
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
-            offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
-        try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
-            # The partitions moved on; their new owner polls these records again, and dedup
-            # turns the repeat into duplicates.
-            log.warning("commit refused after a rebalance", processor=self._name, error=str(exc))
-        except KafkaError as exc:
-            # The broker is unreachable: poll the batch again later (its events are done in
-            # Redis by now, so they come back as duplicates) and commit then.
-            raise DependencyUnavailableError(f"kafka: {exc}") from exc
+            staged[tp] = max(staged.get(tp, 0), record.offset + 1)
+
+    async def commit_staged(self) -> None:
+        """Commit the offsets of every batch settled so far (one at a time: a later commit
+        never goes out before an earlier one)."""
+        async with self._committing:
+            if not self._staged:
+                return
+            offsets, self._staged = self._staged, {}
+            try:
+                await self.consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError) as exc:
+                # The partitions moved on; their new owner polls these records again, and
+                # dedup turns the repeat into duplicates.
+                log.warning(
+                    "commit refused after a rebalance", processor=self._name, error=str(exc)
+                )
+            except KafkaError as exc:
+                # The broker is unreachable: keep the offsets for the next commit (their
+                # batches are done); the batch that tried is polled again (duplicates).
+                for tp, offset in offsets.items():
+                    self._staged[tp] = max(self._staged.get(tp, 0), offset)
+                raise DependencyUnavailableError(f"kafka: {exc}") from exc
+            self._commit_due = time.monotonic() + self._settings.commit_interval_ms / 1000
 
     async def _hold_position(
         self, records: Sequence[InboundRecord], exc: DependencyUnavailableError, stop: asyncio.Event
@@ -332,7 +360,7 @@ class ConsumerLoop:
 
 
 class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
-    """Before partitions move, let the batch in flight finish and commit (it commits itself)."""
+    """Before partitions move, let the batch in flight settle, then commit what is staged."""
 
     def __init__(self, loop: ConsumerLoop) -> None:
         self._loop = loop
@@ -344,6 +372,10 @@ class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # 
             await asyncio.wait_for(
                 self._loop.idle.wait(), timeout=self._loop._settings.shutdown_deadline_s
             )
+        try:
+            await self._loop.commit_staged()
+        except DependencyUnavailableError as exc:  # the new owner polls them again
+            log.warning("staged offsets not committed before revoke", error=str(exc))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions assigned", processor=self._loop._name, count=len(assigned))

@@ -42,7 +42,7 @@ _LEASED = Failure("LeasedElsewhere", "another worker holds this event's dedup le
 
 @dataclass
 class Plan:
-    """What one batch produced; applied by the loop, then counted once its offsets commit."""
+    """What one batch produced; applied by the loop, then counted once it has settled."""
 
     records: list[OutboundRecord] = field(default_factory=list)
     #: The dedup marker of the batch's claim ("" when it claimed nothing): finished once
@@ -54,7 +54,7 @@ class Plan:
     retries: Counter[int] = field(default_factory=Counter)
     dead_letters: Counter[str] = field(default_factory=Counter)
     #: When the gateway received each final event (epoch seconds); the end-to-end latency is
-    #: observed against the moment the batch's offsets commit, when the outcome is final.
+    #: observed against the moment the batch settles, when the outcome is final.
     received_s: list[float] = field(default_factory=list)
     #: Decoded events not yet decided (between decode() and decide()).
     decoded: list[tuple[InboundRecord, Envelope]] = field(default_factory=list)
@@ -161,7 +161,7 @@ class Pipeline:
             raise DependencyUnavailableError(f"processor: {failure_of(exc).message}") from exc
 
     def count(self, plan: Plan) -> None:
-        """Record the plan's outcomes in the metrics; call once its offsets are committed."""
+        """Record the plan's outcomes in the metrics; call once its batch has settled."""
         name = self.processor.name
         for kind, n in plan.outcomes.items():
             self._metrics.outcomes.labels(name, kind).inc(n)

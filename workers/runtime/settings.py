@@ -39,6 +39,9 @@ class RuntimeSettings(BaseModel):
     #: Settle a batch (publish, mark done, commit) while the next one is polled and handled:
     #: hides those round trips; off = one batch at a time (the retry loop always is).
     pipeline: bool = True
+    #: Longest a settled batch's offsets wait to be committed with later batches' (0: commit
+    #: every batch). A crash replays at most this much work, as duplicates (loop.py, step 8).
+    commit_interval_ms: int = Field(default=100, ge=0)
     #: Allocations between two runs of the garbage collector (Python's default: 700); at
     #: start the worker also freezes what it built (gctuning.py). 0 leaves Python's settings.
     gc_gen0_threshold: int = Field(default=50_000, ge=0)
