@@ -131,6 +131,38 @@ async def test_a_failed_before_commit_holds_position_and_commits_nothing_early(
     assert set(processor.applied) == {e.idempotency_key for e in events}
 
 
+async def test_staged_offsets_are_committed_once_nothing_new_arrives(
+    kafka_settings: KafkaSettings,
+    group: ConsumerGroup,
+    context: WorkerContext,
+    unique_name: str,
+) -> None:
+    # Given a worker whose commit interval never runs out during the test
+    processor = CountingProcessor(group)
+    own = WorkerContext(context.settings, context.redis, context.mysql, CollectorRegistry())
+    runtime = TEST_RUNTIME.model_copy(update={"commit_interval_ms": 3_600_000})
+    worker = Worker(own, [processor], runtime=runtime)
+    running = asyncio.create_task(worker.run())
+    topic = group.inputs[0]
+    try:
+        # When events arrive in two waves, with a quiet time after each
+        for wave, size in enumerate((20, 10)):
+            events = [login(f"p{i % 4}", f"{unique_name}-w{wave}-k{i}") for i in range(size)]
+            await publish(kafka_settings, topic, events)
+            # Then each wave's offsets are committed once the loop finds nothing new to poll
+            committed = 20 if wave == 0 else 30
+
+            async def all_committed(expected: int = committed) -> bool:
+                return await committed_total(kafka_settings, group.name, topic) == expected
+
+            assert await wait_until(all_committed)
+    finally:
+        worker.request_stop()
+        await asyncio.gather(running, return_exceptions=True)
+    assert await committed_total(kafka_settings, group.name, topic) == 30
+    assert processor.applied.total() == 30
+
+
 async def _handled(processor: CountingProcessor, events: int) -> bool:
     return processor.applied.total() >= events
 
