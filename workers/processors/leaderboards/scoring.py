@@ -31,15 +31,13 @@ from enum import StrEnum
 from importlib import resources
 from typing import Any
 
-import hiredis
 import redis.asyncio as aioredis
-import redis.exceptions
 
-from workers.errors import DependencyUnavailableError
 from workers.processors.leaderboards import keys
 from workers.processors.leaderboards.definitions import LeaderboardDefinition
 from workers.processors.leaderboards.periods import LeaderboardPeriod
 from workers.runtime.keys import DONE
+from workers.runtime.scripts import BatchScript
 
 _SCRIPT = resources.files(__package__).joinpath("scoring.lua").read_text(encoding="utf-8")
 _OPS = {"best": None, "latest": "set", "increment": "add", "decrement": "add"}
@@ -236,10 +234,9 @@ class ScoringScript:
     """The scoring script registered on one Redis client, for one key prefix."""
 
     def __init__(self, client: aioredis.Redis, *, prefix: str, dedup_ttl_s: int) -> None:
-        self._client = client
         self._prefix = prefix
         self._ttl_s = dedup_ttl_s
-        self._script = client.register_script(_SCRIPT)
+        self._script = BatchScript(client, _SCRIPT)
 
     def call(self) -> ScoringCall:
         return ScoringCall(self._prefix)
@@ -267,40 +264,12 @@ class ScoringScript:
 
     async def run(self, call: ScoringCall) -> tuple[JournalPlaces, list[Any]]:
         """The journal places and one raw answer per submission of `call` (scoring.lua);
-        DependencyUnavailableError if Redis is down."""
+        DependencyUnavailableError if Redis is down. Sent packed by hiredis (scripts.py):
+        a 500-event batch has ~4,000 keys and arguments."""
         script_keys, args = call.keys_and_args(self._ttl_s)
-        try:
-            try:
-                reply = await self._evalsha(script_keys, args)
-            except redis.exceptions.NoScriptError:  # a restarted or flushed Redis
-                await self._client.script_load(_SCRIPT)
-                reply = await self._evalsha(script_keys, args)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise DependencyUnavailableError(f"redis: {exc}") from exc
+        reply = await self._script(script_keys, args)
         entries = int(reply[0])
         return JournalPlaces(reply[1 : 1 + entries]), reply[1 + entries :]
-
-    async def _evalsha(self, script_keys: list[str], args: list[Any]) -> Any:
-        """EVALSHA on a connection of the client's pool, packed by hiredis (C): redis-py's
-        own packing costs ~1 us per argument in Python, 3.5 ms for a 500-event batch's
-        ~4,000 keys and arguments; this, 0.5 ms. The reply is parsed as usual."""
-        packed = hiredis.pack_command(
-            ("EVALSHA", self._script.sha, len(script_keys), *script_keys, *args)
-        )
-        pool = self._client.connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-        try:
-            await connection.send_packed_command(packed)
-            return await connection.read_response()
-        except redis.exceptions.ResponseError:
-            raise  # an answer: the connection is in a clean state
-        except BaseException:
-            # Anything else (a lost connection, a cancellation mid-reply) may leave an unread
-            # reply behind: never hand this connection out again as it is.
-            await connection.disconnect()
-            raise
-        finally:
-            await pool.release(connection)
 
     async def apply(
         self, batch: Sequence[Submission], refused: Sequence[str] = ()
