@@ -5,11 +5,12 @@ then measure, interleaved over several rounds, each in its own child process and
 fresh database:
 - `rewards` (the subject): a Worker running RewardsProcessor with all the work done: consume,
   Redis dedup, rules, campaigns, caps, one MySQL transaction per batch (durable dedup, ledger,
-  wallet, counters), RewardGranted published and acknowledged, offsets committed. As for the
-  other subjects (bench.child.batch_result): throughput runs from the first poll to the last
-  offset commit, latency p50/p99 per event from its batch's poll to that commit (the topic is
-  preloaded, so gateway time would only measure the queue); `handle_share` is the part of the
-  run spent inside handle().
+  wallet, counters; its writes and COMMIT finish while the next batch is handled),
+  RewardGranted published and acknowledged, offsets staged and committed. As for the other
+  subjects (bench.child.batch_result): throughput runs from the first poll to the last settle,
+  latency p50/p99 per event from its batch's poll to its settle (the topic is preloaded, so
+  gateway time would only measure the queue); `handle_share` is the part of the run spent
+  inside handle().
 - `ceiling`: the same number of ledger rows and wallet upserts written straight into MySQL,
   one transaction per batch (`--max-records`, 500) in multi-row statements: the best case.
 - `naive`: one transaction per event (ledger row, wallet upsert, commit): the floor.
