@@ -20,6 +20,7 @@ from topics.settings import KafkaSettings
 from workers.errors import DependencyUnavailableError
 from workers.runtime.context import WorkerContext
 from workers.runtime.processor import Outcome
+from workers.runtime.settings import RuntimeSettings
 from workers.runtime.worker import RunLimits, Worker
 
 from .conftest import TEST_RUNTIME
@@ -65,9 +66,11 @@ class CountingProcessor:
         self.settled_batches += 1
 
 
-def worker_for(context: WorkerContext, processor: CountingProcessor) -> Worker:
+def worker_for(
+    context: WorkerContext, processor: CountingProcessor, runtime: RuntimeSettings = TEST_RUNTIME
+) -> Worker:
     own = WorkerContext(context.settings, context.redis, context.mysql, CollectorRegistry())
-    return Worker(own, [processor], runtime=TEST_RUNTIME)
+    return Worker(own, [processor], runtime=runtime)
 
 
 async def test_a_copy_polled_while_its_first_delivery_settles_is_a_duplicate(
@@ -139,9 +142,8 @@ async def test_staged_offsets_are_committed_once_nothing_new_arrives(
 ) -> None:
     # Given a worker whose commit interval never runs out during the test
     processor = CountingProcessor(group)
-    own = WorkerContext(context.settings, context.redis, context.mysql, CollectorRegistry())
     runtime = TEST_RUNTIME.model_copy(update={"commit_interval_ms": 3_600_000})
-    worker = Worker(own, [processor], runtime=runtime)
+    worker = worker_for(context, processor, runtime)
     running = asyncio.create_task(worker.run())
     topic = group.inputs[0]
     try:

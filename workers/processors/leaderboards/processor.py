@@ -87,6 +87,20 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _submission(envelope: Envelope, checked: _Checked) -> Submission:
+    """The submission of an event that passed the checks made before scoring."""
+    rules, period, us, _ = checked
+    return Submission(
+        idempotency_key=envelope.idempotency_key,
+        event_id=envelope.event_id,
+        player_id=envelope.player_id,
+        board=rules.board,
+        period=period,
+        score=envelope.score_submitted.score,
+        received_at=instant_of(us),
+    )
+
+
 class LeaderboardsProcessor:
     """Scores submissions; see the module docstring for the steps of a batch."""
 
@@ -314,16 +328,7 @@ class LeaderboardsProcessor:
         checked = self._check(envelope)
         if not isinstance(checked, tuple):
             return checked
-        rules, period, us, _ = checked
-        return Submission(
-            idempotency_key=envelope.idempotency_key,
-            event_id=envelope.event_id,
-            player_id=envelope.player_id,
-            board=rules.board,
-            period=period,
-            score=envelope.score_submitted.score,
-            received_at=instant_of(us),
-        )
+        return _submission(envelope, checked)
 
     def _repeated(
         self,
@@ -396,17 +401,7 @@ class LeaderboardsProcessor:
     def _rank_outputs(
         self, envelope: Envelope, checked: _Checked, result: ScoreResult
     ) -> list[OutputEvent]:
-        rules, period, us, _ = checked
-        sub = Submission(
-            idempotency_key=envelope.idempotency_key,
-            event_id=envelope.event_id,
-            player_id=envelope.player_id,
-            board=rules.board,
-            period=period,
-            score=envelope.score_submitted.score,
-            received_at=instant_of(us),
-        )
-        return rank_changes(envelope, sub, result)
+        return rank_changes(envelope, _submission(envelope, checked), result)
 
     async def _close_due_periods(self, outcomes: list[Outcome]) -> list[Outcome]:
         carrier = next((i for i, o in enumerate(outcomes) if o.kind in _FINAL), None)
