@@ -21,7 +21,7 @@ Then the batch settles (steps 5-8, `_settle`):
    turns the replay into duplicates (what committing every batch would cost: a broker round
    trip per batch, on the loop's critical path).
 Pipelined (LIVEOPS_RUNTIME__PIPELINE, input loops only): batch N settles while batch N+1 is
-polled, decoded, claimed and handled; N+1 settles only after N has committed, so outputs
+polled, decoded, claimed and handled; N+1 settles only after N has settled, so outputs
 and commits keep their order. A batch holding an idempotency key of the batch still settling
 waits for it before its claim (our own lease would let the copy through). The overlap hides
 the round trips of steps 5-8 behind the next batch's work; nothing is committed earlier.
@@ -173,7 +173,7 @@ class ConsumerLoop:
                     await self.commit_staged()  # quiet: no reason to wait for the interval
         except DependencyUnavailableError as exc:
             with contextlib.suppress(DependencyUnavailableError):
-                await self._settled(records)  # a batch settling goes first: it commits, or
+                await self._settled(records)  # a batch settling goes first: it settles, or
                 # it is polled again with this one
             await self._hold_position([*self._unsettled, *records], exc, stop)
         finally:
@@ -221,7 +221,7 @@ class ConsumerLoop:
         try:
             await self.pipeline.decide(plan)  # steps 3-4
         finally:
-            await self._settled(records)  # the earlier batch commits first, or fails first
+            await self._settled(records)  # the earlier batch settles first, or fails first
         task = asyncio.create_task(self._settle(records, plan, polled_at))
         task.add_done_callback(lambda _: self._set_idle_if_quiet())
         self._settling = _Settling(task, records, plan.keys if self._tracks_keys else frozenset())
