@@ -31,7 +31,9 @@ from workers.runtime.settings import RuntimeSettings
 
 # KEYS: the batch key, then one dedup key per event. ARGV: this batch's marker, lease ms,
 # `done`, dedup TTL s, the batch key prefix, this worker's marker prefix, the old-format lease
-# of this worker, `lease`. SET NX first: a new key (nearly every one) costs one call.
+# of this worker, `lease`. SET NX first: a new key (nearly every one) costs one call. The
+# answer is one string, a digit per key (0 claimed, 1 done, 2 leased): the usual all-zero
+# answer is checked in one comparison instead of decoding 500 integers.
 _CLAIM_LUA = """
 redis.call('SET', KEYS[1], ARGV[8], 'PX', ARGV[2])
 local out = {}
@@ -59,7 +61,7 @@ for i = 2, #KEYS do
   end
   out[i - 1] = code
 end
-return out
+return table.concat(out)
 """
 
 # KEYS: the batch key, then the dedup keys to release. ARGV: the batch's marker, `done`, TTL s.
@@ -81,14 +83,17 @@ class Claim(StrEnum):
 
 
 _CODES = (Claim.CLAIMED, Claim.DONE, Claim.LEASED)
+_ZERO = ord("0")
 
 
 class ClaimedBatch(NamedTuple):
     """The answer of one claim: a decision per key, and the marker to finish the batch with
-    ("" when nothing was claimed: there is nothing to finish)."""
+    ("" when nothing was claimed: there is nothing to finish). `all_claimed` is True when
+    every key was claimed (the usual case), so callers may skip looking at each decision."""
 
     marker: str
     claims: list[Claim]
+    all_claimed: bool = False
 
 
 class Deduplicator:
@@ -107,6 +112,7 @@ class Deduplicator:
         self._processor = processor
         self._worker_id = worker_id
         self._batch_prefix = keys.dedup_batch_prefix(prefix, processor)
+        self._key_prefix = keys.dedup_key_prefix(prefix, processor)
         self._mine = keys.worker_markers(worker_id)
         self._old_lease = keys.lease_value(worker_id)
         self._numbers = itertools.count(1)
@@ -115,7 +121,7 @@ class Deduplicator:
         self._finish = BatchScript(client, _FINISH_LUA)
 
     def key(self, idempotency_key: str) -> str:
-        return keys.dedup_key(self._prefix, self._processor, idempotency_key)
+        return self._key_prefix + idempotency_key
 
     async def claim(self, idempotency_keys: Sequence[str]) -> ClaimedBatch:
         """One decision per key, in order; keys must be distinct within one call."""
@@ -125,7 +131,7 @@ class Deduplicator:
         codes = await self._claim(
             [
                 keys.dedup_batch_key(self._prefix, self._processor, marker),
-                *[self.key(k) for k in idempotency_keys],
+                *[self._key_prefix + k for k in idempotency_keys],
             ],
             [
                 marker,
@@ -138,7 +144,11 @@ class Deduplicator:
                 keys.LEASED,
             ],
         )
-        claims = [_CODES[int(code)] for code in codes]
+        if isinstance(codes, str):  # a client made with decode_responses=True
+            codes = codes.encode()
+        if codes == b"0" * len(idempotency_keys):
+            return ClaimedBatch(marker, [Claim.CLAIMED] * len(idempotency_keys), True)
+        claims = [_CODES[code - _ZERO] for code in codes]
         return ClaimedBatch(marker if Claim.CLAIMED in claims else "", claims)
 
     async def finish(self, marker: str, release: Sequence[str] = ()) -> None:

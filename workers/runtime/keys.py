@@ -30,7 +30,12 @@ LEASE_PREFIX = "lease:"
 
 def dedup_key(prefix: str, processor: str, idempotency_key: str) -> str:
     """The dedup marker of one event for one processor."""
-    return f"{prefix}:dedup:{processor}:{idempotency_key}"
+    return f"{dedup_key_prefix(prefix, processor)}{idempotency_key}"
+
+
+def dedup_key_prefix(prefix: str, processor: str) -> str:
+    """What every dedup marker of one processor starts with (the idempotency key follows)."""
+    return f"{prefix}:dedup:{processor}:"
 
 
 def lease_value(worker_id: str) -> str:

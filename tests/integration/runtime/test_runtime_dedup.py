@@ -30,6 +30,10 @@ async def test_claim_lease_done_and_release(redis_client: aioredis.Redis, unique
     # claim it again (our batch polled again after an outage)
     first = await mine.claim(["a", "b", "c"])
     assert first.claims == [Claim.CLAIMED] * 3
+    assert first.all_claimed
+    leased = await theirs.claim(["a", "new"])
+    assert leased.claims == [Claim.LEASED, Claim.CLAIMED]
+    assert not leased.all_claimed
     assert (await theirs.claim(["a"])).claims == [Claim.LEASED]
     again = await mine.claim(["a"])
     assert again.claims == [Claim.CLAIMED]
