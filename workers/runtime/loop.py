@@ -25,6 +25,12 @@ polled, decoded, claimed and handled; N+1 settles only after N has settled, so o
 and commits keep their order. A batch holding an idempotency key of the batch still settling
 waits for it before its claim (our own lease would let the copy through). The overlap hides
 the round trips of steps 5-8 behind the next batch's work; nothing is committed earlier.
+Claim ahead (LIVEOPS_RUNTIME__CLAIM_AHEAD, DedupMode.RUNTIME input loops): step 3 of batch
+N+1 is sent as soon as N+1 is decoded, before N is handled, so Redis works on the claim
+while this process handles N; handling stays in poll order. A batch sharing a key with the
+batch ahead or the one settling is not claimed ahead (same reason as above). The batch ahead
+is handled as soon as a poll finds nothing more buffered (that poll does not wait), before
+partitions are revoked, and at stop.
 DependencyUnavailableError at any step: seek back to the start of every batch not committed
 (the one settling too), report not ready, back off (capped, jittered) and poll again; nothing
 is committed, nothing goes to retry topics. Order is kept per partition (records are keyed by
@@ -92,6 +98,17 @@ class _Settling:
     keys: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """A batch decoded and being claimed (`claim`, step 3) while the batch before it is
+    handled: the claim's round trip and Redis's work overlap the loop's Python work."""
+
+    records: Sequence[InboundRecord]
+    plan: Plan
+    claim: asyncio.Task[None]
+    polled_at: float
+
+
 class ConsumerLoop:
     """Runs steps 1-8 until `stop` is set; one per consumer (input or retry) of a processor."""
 
@@ -131,8 +148,14 @@ class ConsumerLoop:
         self._lag_at = 0.0
         self._overlaps = self.may_overlap and settings.pipeline
         self._tracks_keys = pipeline.dedup_mode is DedupMode.RUNTIME
+        self._claims_ahead = self._overlaps and self._tracks_keys and settings.claim_ahead
         self._processing = False
         self._settling: _Settling | None = None
+        self._ahead: _Ahead | None = None
+        #: Records of the batch being claimed or handled (polled again if that fails).
+        self._in_hand: Sequence[InboundRecord] = ()
+        #: Set by the rebalance listener: claim nothing ahead, so the loop can become idle.
+        self.revoking = False
         #: Offsets of settled batches not committed yet, and when to commit them.
         self._staged: dict[TopicPartition, int] = {}
         self._commit_due = 0.0
@@ -149,8 +172,10 @@ class ConsumerLoop:
                 await self._iterate(stop)
         finally:
             current = asyncio.current_task()
-            if current is not None and current.cancelling() and self._settling is not None:
-                self._settling.task.cancel()  # past the shutdown deadline: give up on it
+            if current is not None and current.cancelling():
+                self._drop_ahead()  # past the shutdown deadline: give up on these
+                if self._settling is not None:
+                    self._settling.task.cancel()
             await self._drain()
 
     async def _iterate(self, stop: asyncio.Event) -> None:
@@ -166,18 +191,22 @@ class ConsumerLoop:
             selected = self._select(records)
             if selected:
                 await self._run_batch(selected, polled_at)
+            elif self._ahead is not None:
+                await self._handle_ahead()  # nothing more buffered: handle it now
             else:
                 if self._settling is not None and self._settling.task.done():
                     await self._settled()  # nothing new: collect the batch settled (or failed)
                 if self._settling is None:
                     await self.commit_staged()  # quiet: no reason to wait for the interval
         except DependencyUnavailableError as exc:
+            in_hand = [*self._in_hand, *self._drop_ahead(), *records]
             with contextlib.suppress(DependencyUnavailableError):
-                await self._settled(records)  # a batch settling goes first: it settles, or
-                # it is polled again with this one
-            await self._hold_position([*self._unsettled, *records], exc, stop)
+                await self._settled(in_hand)  # a batch settling goes first: it settles, or
+                # it is polled again with these
+            await self._hold_position([*self._unsettled, *in_hand], exc, stop)
         finally:
             self._unsettled = []
+            self._in_hand = ()
             self._processing = False
             self._set_idle_if_quiet()
         await self._measure_lag()
@@ -196,9 +225,11 @@ class ConsumerLoop:
             self._metrics.dependency_up.labels(dependency).set(1)
 
     async def _poll(self) -> list[InboundRecord]:
+        # A batch waiting ahead is handled as soon as nothing more is buffered: never wait.
+        timeout_ms = 0 if self._ahead is not None else self._poll_ms
         try:
             polled = await self.consumer.getmany(
-                timeout_ms=self._poll_ms, max_records=self._max_records
+                timeout_ms=timeout_ms, max_records=self._max_records
             )
         except KafkaError as exc:
             raise DependencyUnavailableError(f"kafka: {exc}") from exc
@@ -216,12 +247,64 @@ class ConsumerLoop:
             self._metrics.events_consumed.labels(topic, self._name).inc(n)
         self._metrics.batch_size.labels(self._name).observe(len(records))
         plan = self.pipeline.decode(records)  # step 2
+        if self._claims_ahead and not self.revoking and self._apart(plan):
+            ahead = self._ahead
+            claim = asyncio.create_task(self.pipeline.claim(plan))  # step 3, in flight
+            self._ahead = _Ahead(records, plan, claim, polled_at)
+            await asyncio.sleep(0)  # the claim request goes out before the handling below
+            if ahead is not None:
+                await self._handle(ahead.records, ahead.plan, ahead.polled_at, ahead.claim)
+            return
+        await self._handle_ahead()  # batches are handled in the order polled
         if self._settling is not None and not self._settling.keys.isdisjoint(plan.keys):
             await self._settled(records)  # the copy must see the earlier batch's marks
+        await self._handle(records, plan, polled_at, None)
+
+    def _apart(self, plan: Plan) -> bool:
+        """Whether `plan` shares no idempotency key with the batch ahead or the one settling:
+        a copy must be claimed after the earlier batch's marks (our own lease would let it
+        through), so it is not claimed ahead."""
+        ahead, settling = self._ahead, self._settling
+        return (ahead is None or ahead.plan.keys.isdisjoint(plan.keys)) and (
+            settling is None or settling.keys.isdisjoint(plan.keys)
+        )
+
+    async def _handle_ahead(self) -> None:
+        """Handle the batch claimed ahead, if any."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            await self._handle(ahead.records, ahead.plan, ahead.polled_at, ahead.claim)
+
+    def _drop_ahead(self) -> Sequence[InboundRecord]:
+        """Give up the batch claimed ahead (a dependency failed): its records, to be polled
+        again. Its claim, if it went through, named a batch of ours never finished: the next
+        claim of these events takes them again."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return ()
+        ahead.claim.cancel()
+        ahead.claim.add_done_callback(_consume_outcome)
+        return ahead.records
+
+    async def _handle(
+        self,
+        records: Sequence[InboundRecord],
+        plan: Plan,
+        polled_at: float,
+        claim: asyncio.Task[None] | None,
+    ) -> None:
+        """Steps 3-4 of one batch (its claim awaited when it was sent ahead), then start
+        steps 5-8 once the batch before it has settled."""
+        self._in_hand = records
         try:
-            await self.pipeline.decide(plan)  # steps 3-4
+            if claim is None:
+                await self.pipeline.claim(plan)  # step 3
+            else:
+                await claim
+            await self.pipeline.handle(plan)  # step 4
         finally:
             await self._settled(records)  # the earlier batch settles first, or fails first
+        self._in_hand = ()
         task = asyncio.create_task(self._settle(records, plan, polled_at))
         task.add_done_callback(lambda _: self._set_idle_if_quiet())
         self._settling = _Settling(task, records, plan.keys if self._tracks_keys else frozenset())
@@ -265,24 +348,33 @@ class ConsumerLoop:
         """Stopping: let the batch settling commit; if it cannot, its records are polled again
         by whoever owns the partitions next (dedup sees the repeats)."""
         try:
+            await self._handle_ahead()  # polled and claimed: finish it like the batch in flight
             await self._settled()
             await self.commit_staged()
         except DependencyUnavailableError as exc:
             log.warning("last batches not committed", processor=self._name, error=str(exc))
         finally:
             self._unsettled = []
+            self._in_hand = ()
             self._set_idle_if_quiet()
 
     def _set_idle_if_quiet(self) -> None:
-        """Idle: no batch in flight and none settling (the rebalance listener waits for it)."""
-        if not self._processing and (self._settling is None or self._settling.task.done()):
+        """Idle: no batch in flight, claimed ahead or settling (the rebalance listener waits
+        for it)."""
+        if (
+            not self._processing
+            and self._ahead is None
+            and (self._settling is None or self._settling.task.done())
+        ):
             self.idle.set()
 
     def _stage(self, records: Sequence[InboundRecord]) -> None:
+        # A partition's records come in offset order: the last one seen is its highest.
+        last = {(record.topic, record.partition): record.offset for record in records}
         staged = self._staged
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            staged[tp] = max(staged.get(tp, 0), record.offset + 1)
+        for (topic, partition), offset in last.items():
+            tp = TopicPartition(topic, partition)
+            staged[tp] = max(staged.get(tp, 0), offset + 1)
 
     async def commit_staged(self) -> None:
         """Commit the offsets of every batch settled so far (one at a time: a later commit
@@ -368,10 +460,14 @@ class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         if revoked:
             self._loop._metrics.rebalances.labels(self._loop._name).inc()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                self._loop.idle.wait(), timeout=self._loop._settings.shutdown_deadline_s
-            )
+        self._loop.revoking = True  # the batch ahead is handled, none is claimed ahead
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._loop.idle.wait(), timeout=self._loop._settings.shutdown_deadline_s
+                )
+        finally:
+            self._loop.revoking = False
         try:
             await self._loop.commit_staged()
         except DependencyUnavailableError as exc:  # the new owner polls them again
@@ -379,3 +475,9 @@ class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # 
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("partitions assigned", processor=self._loop._name, count=len(assigned))
+
+
+def _consume_outcome(task: asyncio.Task[None]) -> None:
+    """Retrieve a dropped claim's error, so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()

@@ -27,6 +27,7 @@ from workers.runtime.metrics import RuntimeMetrics, observe_all
 from workers.runtime.processor import (
     DedupMode,
     OutcomeKind,
+    OutputEvent,
     Processor,
     before_commit_of,
     dedup_mode_of,
@@ -56,7 +57,8 @@ class Plan:
     #: When the gateway received each final event (epoch seconds); the end-to-end latency is
     #: observed against the moment the batch settles, when the outcome is final.
     received_s: list[float] = field(default_factory=list)
-    #: Decoded events not yet decided (between decode() and decide()).
+    #: Decoded events not yet handled (between decode() and handle(); after claim(), only
+    #: the ones claimed).
     decoded: list[tuple[InboundRecord, Envelope]] = field(default_factory=list)
     #: The idempotency keys of the decoded events (the loop keeps copies of a key apart).
     keys: frozenset[str] = frozenset()
@@ -119,20 +121,33 @@ class Pipeline:
 
     async def decide(self, plan: Plan) -> None:
         """Steps 3-4: dedup claim (DedupMode.RUNTIME only), handle, route; fills `plan`."""
-        claimed = plan.decoded
-        if self.dedup_mode is DedupMode.RUNTIME:
-            answer = await self._dedup.claim([envelope.idempotency_key for _, envelope in claimed])
-            plan.claim_marker = answer.marker
-            claimed = []
-            for (record, envelope), claim in zip(plan.decoded, answer.claims, strict=True):
-                if claim is Claim.DONE:
-                    plan.outcomes[OutcomeKind.DUPLICATE] += 1
-                elif claim is Claim.LEASED:
-                    self._retry(plan, record, envelope, _LEASED)
-                else:
-                    claimed.append((record, envelope))
-        plan.decoded = []
+        await self.claim(plan)
+        await self.handle(plan)
 
+    async def claim(self, plan: Plan) -> None:
+        """Step 3 (DedupMode.RUNTIME only): claim the decoded events in Redis; keep the ones
+        claimed in `plan.decoded`, count the duplicates, send the leased ones to a retry tier.
+        The loop may run it while the batch before this one is handled (loop.py)."""
+        if self.dedup_mode is not DedupMode.RUNTIME or not plan.decoded:
+            return
+        decoded = plan.decoded
+        answer = await self._dedup.claim([envelope.idempotency_key for _, envelope in decoded])
+        plan.claim_marker = answer.marker
+        if answer.all_claimed:
+            return
+        plan.decoded = []
+        for (record, envelope), claim in zip(decoded, answer.claims, strict=True):
+            if claim is Claim.DONE:
+                plan.outcomes[OutcomeKind.DUPLICATE] += 1
+            elif claim is Claim.LEASED:
+                self._retry(plan, record, envelope, _LEASED)
+            else:
+                plan.decoded.append((record, envelope))
+
+    async def handle(self, plan: Plan) -> None:
+        """Step 4: the processor's handle() on the events decoded (and claimed), and routing
+        of their outcomes; fills `plan`."""
+        claimed, plan.decoded = plan.decoded, []
         started = time.perf_counter()
         verdicts = await handle_batch(
             self.processor,
@@ -142,8 +157,23 @@ class Pipeline:
         if claimed:
             self._handle_seconds.observe(time.perf_counter() - started)
         marks = self.dedup_mode is DedupMode.RUNTIME
+        final: list[Envelope] = []  # events whose outcome is final: their latency is observed
+        kinds: Counter[str] = Counter()
         for (record, envelope), verdict in zip(claimed, verdicts, strict=True):
-            self._route(plan, record, envelope, verdict, releases=marks)
+            outcome = verdict.outcome
+            if outcome.kind in _FINAL:
+                kinds[outcome.kind] += 1
+                final.append(envelope)
+                if outcome.outputs:
+                    self._publish(plan, outcome.outputs)
+            else:
+                self._route_failure(plan, record, envelope, verdict, releases=marks)
+        plan.outcomes.update(kinds)
+        plan.received_s += [
+            envelope.received_at.seconds + envelope.received_at.nanos / 1e9
+            for envelope in final
+            if envelope.HasField("received_at")
+        ]
 
     async def before_commit(self) -> None:
         """Step 5: the processor's before_commit() hook, when it has one. Any failure means
@@ -176,7 +206,18 @@ class Pipeline:
         now_s = time.time()
         observe_all(self._end_to_end, [max(0.0, now_s - r) for r in plan.received_s])
 
-    def _route(
+    def _publish(self, plan: Plan, outputs: Sequence[OutputEvent]) -> None:
+        for output in outputs:
+            plan.records.append(
+                OutboundRecord(
+                    output.topic.name,
+                    output.envelope.player_id.encode(),
+                    encode(output.envelope),
+                    tuple(headers_for(output.envelope)),
+                )
+            )
+
+    def _route_failure(
         self,
         plan: Plan,
         record: InboundRecord,
@@ -185,22 +226,8 @@ class Pipeline:
         *,
         releases: bool,
     ) -> None:
+        """A RETRY or FAILED outcome: the next retry tier, or the dead letters."""
         outcome = verdict.outcome
-        if outcome.kind in _FINAL:
-            plan.outcomes[outcome.kind] += 1
-            for output in outcome.outputs:
-                plan.records.append(
-                    OutboundRecord(
-                        output.topic.name,
-                        output.envelope.player_id.encode(),
-                        encode(output.envelope),
-                        tuple(headers_for(output.envelope)),
-                    )
-                )
-            if envelope.HasField("received_at"):
-                received = envelope.received_at
-                plan.received_s.append(received.seconds + received.nanos / 1e9)
-            return
         # RETRY or FAILED: release our marker so the retry (or a replay) can claim it again.
         if releases:
             plan.release.append(envelope.idempotency_key)

@@ -39,6 +39,9 @@ class RuntimeSettings(BaseModel):
     #: Settle a batch (publish, mark done, commit) while the next one is polled and handled:
     #: hides those round trips; off = one batch at a time (the retry loop always is).
     pipeline: bool = True
+    #: With `pipeline`, claim a batch's dedup keys in Redis as soon as it is decoded, while
+    #: the batch before it is handled (DedupMode.RUNTIME input loops; loop.py).
+    claim_ahead: bool = True
     #: Longest a settled batch's offsets wait to be committed with later batches' (0: commit
     #: every batch). A crash replays at most this much work, as duplicates (loop.py, step 8).
     commit_interval_ms: int = Field(default=100, ge=0)
