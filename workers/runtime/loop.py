@@ -14,12 +14,12 @@ Then the batch settles (steps 5-8, `_settle`):
 7. Mark the batch done in Redis (one round trip; DedupMode.RUNTIME only): its applied and
    rejected events are done; release the markers of retried and dead-lettered ones, so a
    retry or a dlq replay runs them again.
-8. Stage the next offset of every partition in the batch and count the outcomes; commit the
-   staged offsets when `commit_interval_ms` has passed since the last commit (0: every
-   batch), when the loop finds nothing new to poll, before partitions are revoked, and at
-   stop. A commit only ever covers settled batches; a crash before it replays them, and dedup
-   turns the replay into duplicates (what committing every batch would cost: a broker round
-   trip per batch, on the loop's critical path).
+8. Stage the next offset of every partition in the batch (staging.py) and count the
+   outcomes; commit the staged offsets when `commit_interval_ms` has passed since the last
+   commit (0: every batch), when the loop finds nothing new to poll, before partitions are
+   revoked, and at stop. A commit only ever covers settled batches; a crash before it
+   replays them, and dedup turns the replay into duplicates (what committing every batch
+   would cost: a broker round trip per batch, on the loop's critical path).
 Pipelined (LIVEOPS_RUNTIME__PIPELINE, input loops only): batch N settles while batch N+1 is
 polled, decoded, claimed and handled; N+1 settles only after N has settled, so outputs
 and commits keep their order. A batch holding an idempotency key of the batch still settling
@@ -50,7 +50,7 @@ from typing import Any, ClassVar
 
 import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from topics.offsets import EndOffsetReader, EndOffsetsUnconfirmedError
 from workers.errors import DependencyUnavailableError
@@ -62,6 +62,7 @@ from workers.runtime.pipeline import Pipeline, Plan
 from workers.runtime.processor import DedupMode
 from workers.runtime.records import InboundRecord
 from workers.runtime.settings import RuntimeSettings
+from workers.runtime.staging import StagedOffsets
 
 log = structlog.get_logger(__name__)
 _KNOWN_DEPENDENCIES = frozenset({"redis", "mysql", "kafka"})
@@ -157,9 +158,9 @@ class ConsumerLoop:
         #: Set by the rebalance listener: claim nothing ahead, so the loop can become idle.
         self.revoking = False
         #: Offsets of settled batches not committed yet, and when to commit them.
-        self._staged: dict[TopicPartition, int] = {}
-        self._commit_due = 0.0
-        self._committing = asyncio.Lock()
+        self._offsets = StagedOffsets(
+            consumer, interval_ms=settings.commit_interval_ms, processor=self._name
+        )
         #: Records of a batch whose settling failed: polled again from their start.
         self._unsettled: list[InboundRecord] = []
 
@@ -321,9 +322,9 @@ class ConsumerLoop:
         await self.pipeline.before_commit()  # step 5
         await self._outbox.send_all(plan.records)  # step 6
         await self._dedup.finish(plan.claim_marker, plan.release)  # step 7
-        self._stage(records)  # step 8
-        if time.monotonic() >= self._commit_due:
-            await self.commit_staged()
+        self._offsets.stage(records)  # step 8
+        if self._offsets.due:
+            await self._offsets.commit()
         self.pipeline.count(plan)
         self.progress.events += plan.events
         if self.progress.batch_log is not None:
@@ -368,36 +369,9 @@ class ConsumerLoop:
         ):
             self.idle.set()
 
-    def _stage(self, records: Sequence[InboundRecord]) -> None:
-        # A partition's records come in offset order: the last one seen is its highest.
-        last = {(record.topic, record.partition): record.offset for record in records}
-        staged = self._staged
-        for (topic, partition), offset in last.items():
-            tp = TopicPartition(topic, partition)
-            staged[tp] = max(staged.get(tp, 0), offset + 1)
-
     async def commit_staged(self) -> None:
-        """Commit the offsets of every batch settled so far (one at a time: a later commit
-        never goes out before an earlier one)."""
-        async with self._committing:
-            if not self._staged:
-                return
-            offsets, self._staged = self._staged, {}
-            try:
-                await self.consumer.commit(offsets)
-            except (CommitFailedError, IllegalStateError) as exc:
-                # The partitions moved on; their new owner polls these records again, and
-                # dedup turns the repeat into duplicates.
-                log.warning(
-                    "commit refused after a rebalance", processor=self._name, error=str(exc)
-                )
-            except KafkaError as exc:
-                # The broker is unreachable: keep the offsets for the next commit (their
-                # batches are done); the batch that tried is polled again (duplicates).
-                for tp, offset in offsets.items():
-                    self._staged[tp] = max(self._staged.get(tp, 0), offset)
-                raise DependencyUnavailableError(f"kafka: {exc}") from exc
-            self._commit_due = time.monotonic() + self._settings.commit_interval_ms / 1000
+        """Commit the offsets of every batch settled so far (staging.py)."""
+        await self._offsets.commit()
 
     async def _hold_position(
         self, records: Sequence[InboundRecord], exc: DependencyUnavailableError, stop: asyncio.Event
