@@ -1,0 +1,220 @@
+"""The helm chart as Helm itself renders it: helm-python-sdk bundles Helm's Go engine, so these
+are the manifests `helm template` would print, not a reading of values.yaml.
+
+What must hold for a rollout to work: `helm lint` is clean, every manifest passes Kubernetes'
+strict schemas (a misspelled field is refused, where the API server would drop it), each enabled
+worker gets a Deployment running its `liveops` command with probes on the metrics port, and the
+environment a pod is given is one that FleetSettings accepts (so no worker stops at start).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+from workers.settings import ENV_PREFIX, load_settings
+
+CHART = Path(__file__).resolve().parents[3] / "helm" / "liveops-fleet"
+RELEASE = "liveops"
+#: The newest Kubernetes whose schemas the pinned kubernetes-validate ships.
+KUBERNETES_VERSION = "1.37.0"
+LINT_WARNING = 2  # helm lint severities: 1 info, 2 warning, 3 error
+
+Manifest = dict[str, Any]
+
+
+def default_values() -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+    return values
+
+
+def every_worker_enabled() -> dict[str, Any]:
+    """The override that turns on every worker the chart knows, built ones or not."""
+    return {"workers": {name: {"enabled": True} for name in default_values()["workers"]}}
+
+
+def render(values: dict[str, Any] | None = None) -> list[Manifest]:
+    with helm.Chart.load(CHART) as chart:
+        rendered = chart.render(values, name=RELEASE, namespace="liveops")
+    return [
+        manifest
+        for text in rendered.values()
+        for manifest in yaml.safe_load_all(text)
+        if manifest is not None
+    ]
+
+
+def of_kind(manifests: list[Manifest], kind: str) -> list[Manifest]:
+    return [manifest for manifest in manifests if manifest["kind"] == kind]
+
+
+def deployments_by_worker(manifests: list[Manifest]) -> dict[str, Manifest]:
+    return {
+        deployment["metadata"]["labels"]["app.kubernetes.io/component"]: deployment
+        for deployment in of_kind(manifests, "Deployment")
+    }
+
+
+def worker_container(deployment: Manifest) -> Manifest:
+    containers: list[Manifest] = deployment["spec"]["template"]["spec"]["containers"]
+    (container,) = containers
+    return container
+
+
+@pytest.fixture(scope="module", params=["default", "every-worker"])
+def chart_case(request: pytest.FixtureRequest) -> Iterator[tuple[dict[str, Any], list[Manifest]]]:
+    """(override values, rendered manifests): the chart as shipped, and with every worker on."""
+    override: dict[str, Any] = {} if request.param == "default" else every_worker_enabled()
+    yield override, render(override or None)
+
+
+def test_helm_lint_is_clean_with_default_values_and_every_worker() -> None:
+    for override in (None, every_worker_enabled()):
+        report = helm.lint(CHART, override, strict=True, kube_version=f"v{KUBERNETES_VERSION}")
+        assert report["errors"] == []
+        # Info findings ("icon is recommended") are allowed; warnings and errors are not.
+        assert [m for m in report["messages"] if m["severity"] >= LINT_WARNING] == []
+
+
+def test_every_manifest_passes_the_strict_kubernetes_schemas(
+    chart_case: tuple[dict[str, Any], list[Manifest]],
+) -> None:
+    _, manifests = chart_case
+    assert {manifest["kind"] for manifest in manifests} == {"ConfigMap", "Deployment"}
+    for manifest in manifests:
+        # Raises kubernetes_validate.ValidationError naming the field and the manifest.
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_schemas_refuse_a_misspelled_field() -> None:
+    """The check above can fail: a typo in a probe setting is caught before any cluster."""
+    manifests = render({"workerDefaults": {"livenessProbe": {"initalDelaySeconds": 5}}})
+    with pytest.raises(kubernetes_validate.ValidationError, match="initalDelaySeconds"):
+        kubernetes_validate.validate(
+            of_kind(manifests, "Deployment")[0], KUBERNETES_VERSION, strict=True
+        )
+
+
+def test_each_enabled_worker_runs_its_liveops_command(
+    chart_case: tuple[dict[str, Any], list[Manifest]],
+) -> None:
+    override, manifests = chart_case
+    values = default_values()
+    workers: dict[str, dict[str, Any]] = values["workers"]
+    enabled = {
+        name
+        for name, worker in workers.items()
+        if override.get("workers", {}).get(name, {}).get("enabled", worker.get("enabled"))
+    }
+    deployments = deployments_by_worker(manifests)
+    assert set(deployments) == enabled
+    for name, deployment in deployments.items():
+        container = worker_container(deployment)
+        expected_args = workers[name].get("args", ["worker", name])
+        assert [*container["command"], *container["args"]] == ["liveops", *expected_args]
+        assert deployment["spec"]["replicas"] == workers[name].get(
+            "replicas", values["workerDefaults"]["replicas"]
+        )
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    # The shape of the command, spelled out once for the two built processors.
+    if "rewards" in deployments:
+        assert worker_container(deployments["rewards"])["args"] == ["worker", "rewards"]
+    assert worker_container(deployments["velocity"])["args"] == ["stream", "velocity"]
+    assert worker_container(deployments["velocity"])["workingDir"] == "/tmp"  # noqa: S108 - an emptyDir
+    if "iap" in deployments:
+        grace_s = deployments["iap"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        assert grace_s == workers["iap"]["terminationGracePeriodSeconds"]
+
+
+def test_probes_and_scraping_use_the_metrics_port_the_worker_listens_on(
+    chart_case: tuple[dict[str, Any], list[Manifest]],
+) -> None:
+    _, manifests = chart_case
+    port = default_values()["metrics"]["port"]
+    (config_map,) = of_kind(manifests, "ConfigMap")
+    assert config_map["data"]["LIVEOPS_METRICS_PORT"] == str(port)
+    for deployment in of_kind(manifests, "Deployment"):
+        container = worker_container(deployment)
+        assert container["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == str(port)
+
+
+def test_the_metrics_port_is_set_in_one_place() -> None:
+    manifests = render({"metrics": {"port": 9200}})
+    (config_map,) = of_kind(manifests, "ConfigMap")
+    assert config_map["data"]["LIVEOPS_METRICS_PORT"] == "9200"
+    for deployment in of_kind(manifests, "Deployment"):
+        assert worker_container(deployment)["ports"][0]["containerPort"] == 9200
+    # Set among the settings too, it would be a second key of the ConfigMap: refused.
+    with pytest.raises(helm.HelmRenderError, match=r"set metrics\.port instead"):
+        render({"config": {"LIVEOPS_METRICS_PORT": "9000"}})
+
+
+def test_a_pods_environment_is_accepted_by_fleet_settings(
+    chart_case: tuple[dict[str, Any], list[Manifest]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every variable the chart hands a worker (the ConfigMap, plus each Secret key with a
+    stand-in value) is a setting of workers/settings.py with a valid value."""
+    _, manifests = chart_case
+    (config_map,) = of_kind(manifests, "ConfigMap")
+    secret_name = default_values()["secrets"]["existingSecret"]
+    stand_ins = {
+        "LIVEOPS_REDIS__URL": "redis://:stand-in@redis-master.data.svc:6379/0",
+        "LIVEOPS_MYSQL__DSN": "mysql://liveops:stand-in@mysql-primary.data.svc:3306/liveops",
+    }
+    for name in [n for n in os.environ if n.startswith(ENV_PREFIX)]:
+        monkeypatch.delenv(name)
+    for deployment in of_kind(manifests, "Deployment"):
+        container = worker_container(deployment)
+        assert container["envFrom"] == [{"configMapRef": {"name": config_map["metadata"]["name"]}}]
+        environment = dict(config_map["data"])
+        for variable in container["env"]:
+            assert variable["valueFrom"]["secretKeyRef"]["name"] == secret_name
+            environment[variable["name"]] = stand_ins.get(variable["name"], "stand-in")
+        with monkeypatch.context() as patch:
+            for name, value in environment.items():
+                patch.setenv(name, value)
+            settings = load_settings()
+        assert settings.metrics_port == int(config_map["data"]["LIVEOPS_METRICS_PORT"])
+        assert settings.kafka.security_protocol == "SASL_SSL"
+        assert settings.kafka.sasl_username == "stand-in"
+        assert settings.kafka.enable_idempotence is True
+        assert settings.kafka.replication_factor == 3
+        assert settings.redis.url.get_secret_value() == stand_ins["LIVEOPS_REDIS__URL"]
+
+
+def test_a_changed_setting_rolls_the_pods() -> None:
+    """The pod template carries a checksum of the ConfigMap: a new setting is a new rollout."""
+
+    def checksums(values: dict[str, Any] | None) -> set[str]:
+        return {
+            deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+            for deployment in of_kind(render(values), "Deployment")
+        }
+
+    before = checksums(None)
+    after = checksums({"config": {"LIVEOPS_LOG_LEVEL": "debug"}})
+    assert len(before) == len(after) == 1
+    assert before != after
+
+
+def test_pods_meet_the_restricted_pod_security_standard() -> None:
+    for deployment in of_kind(render(every_worker_enabled()), "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        container = worker_container(deployment)["securityContext"]
+        assert container["allowPrivilegeEscalation"] is False
+        assert container["capabilities"]["drop"] == ["ALL"]
+        assert container["readOnlyRootFilesystem"] is True
