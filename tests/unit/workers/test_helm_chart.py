@@ -1,15 +1,17 @@
 """The helm chart as Helm itself renders it: helm-python-sdk bundles Helm's Go engine, so these
 are the manifests `helm template` would print, not a reading of values.yaml.
 
-What must hold for a rollout to work: `helm lint` is clean, every manifest passes Kubernetes'
-strict schemas (a misspelled field is refused, where the API server would drop it), each enabled
-worker gets a Deployment running its `liveops` command with probes on the metrics port, and the
-environment a pod is given is one that FleetSettings accepts (so no worker stops at start).
+What must hold for a rollout to work: `helm lint` is clean; the chart's values.schema.json refuses
+a misspelled override; every manifest passes Kubernetes' strict schemas (a misspelled field is
+refused, where the API server would drop it); each enabled worker gets a Deployment running its
+`liveops` command with probes on the metrics port; and the environment a pod is given is one
+that FleetSettings accepts (so no worker stops at start).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,6 +150,25 @@ def test_probes_and_scraping_use_the_metrics_port_the_worker_listens_on(
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/port"] == str(port)
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"workers": {"rewards": {"replica": 5}}}, "'replica' not allowed"),
+        ({"worker": {"rewards": {"enabled": True}}}, "'worker' not allowed"),
+        ({"workers": {"Rewards": {"enabled": True}}}, "invalid propertyName 'Rewards'"),
+        ({"config": {"kafka_bootstrap_servers": "x:1"}}, "'kafka_bootstrap_servers'"),
+        ({"workers": {"rewards": {"replicas": "3"}}}, "/workers/rewards/replicas"),
+    ],
+)
+def test_a_misspelled_override_is_refused_by_the_values_schema(
+    override: dict[str, Any], named: str
+) -> None:
+    """values.schema.json: Helm refuses unknown or mistyped values at install (and here, at
+    render) instead of dropping them; the message names the offending key."""
+    with pytest.raises(helm.HelmValuesError, match=re.escape(named)):
+        render(override)
 
 
 def test_the_metrics_port_is_set_in_one_place() -> None:
