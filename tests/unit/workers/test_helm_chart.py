@@ -126,9 +126,14 @@ def test_each_enabled_worker_runs_its_liveops_command(
         )
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    # The shape of the command, spelled out once for the two built processors.
-    if "rewards" in deployments:
-        assert worker_container(deployments["rewards"])["args"] == ["worker", "rewards"]
+    # No two Deployments select the same pods (they would scale each other's replicas away).
+    selectors = [
+        str(sorted(d["spec"]["selector"]["matchLabels"].items())) for d in deployments.values()
+    ]
+    assert len(set(selectors)) == len(deployments)
+    # The commands, spelled out for the workers on by default.
+    assert worker_container(deployments["rewards"])["args"] == ["worker", "rewards"]
+    assert worker_container(deployments["leaderboards"])["args"] == ["worker", "leaderboards"]
     assert worker_container(deployments["velocity"])["args"] == ["stream", "velocity"]
     assert worker_container(deployments["velocity"])["workingDir"] == "/tmp"  # noqa: S108 - an emptyDir
     if "iap" in deployments:
