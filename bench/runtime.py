@@ -14,6 +14,8 @@ interleaved over several rounds, each in its own child process:
   that guards itself (leaderboards) pays the runtime. Each with throughput, p50/p99, ratios.
 - `by_pipeline`: the subject (`pipelined`: a batch settles while the next is handled) next
   to `sequential` (LIVEOPS_RUNTIME__PIPELINE=false: one batch at a time), same rounds.
+- `by_claim_ahead`: the subject (`on`: the next batch's claim is sent before this one is
+  handled) next to `off` (LIVEOPS_RUNTIME__CLAIM_AHEAD=false), same rounds.
 - `raw`: aiokafka getmany with nothing done (the ceiling of any Python consumer);
 - `quix_empty`, `faust_empty`: empty pipelines of the two stream frameworks;
 - `naive`: the same work one event at a time on a plain consumer: decode and validate, claim
@@ -94,6 +96,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     options.add_argument("--dedup", choices=[m.value for m in DedupMode], default="runtime")
     options.add_argument("--naive", action="store_true")
     options.add_argument("--no-pipeline", action="store_true")
+    options.add_argument("--no-claim-ahead", action="store_true")
     options.parse_args(args.rest, namespace=args)
     if args.naive:
         return await measure_naive(args)
@@ -109,7 +112,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     pool: aiomysql.Pool = await create_pool(MySQLTarget.from_dsn(args.mysql_dsn), maxsize=1)
     try:
         context = WorkerContext(settings, redis, pool, CollectorRegistry())
-        runtime = _BENCH_RUNTIME.model_copy(update={"pipeline": not args.no_pipeline})
+        runtime = _BENCH_RUNTIME.model_copy(
+            update={"pipeline": not args.no_pipeline, "claim_ahead": not args.no_claim_ahead}
+        )
         worker = Worker(context, [null(group)], runtime=runtime)
         worker.progress.batch_log = []
         await worker.run(RunLimits(max_events=args.events, idle_s=30))
@@ -184,6 +189,7 @@ def run(
             variants=[
                 ChildSpec("processor", "runtime", (*stores, "--dedup", "processor")),
                 ChildSpec("sequential", "runtime", (*stores, "--no-pipeline")),
+                ChildSpec("claim_ahead_off", "runtime", (*stores, "--no-claim-ahead")),
             ],
         )
         # Each variant next to the subject's own figures (Redis dedup, pipelined).
@@ -196,4 +202,5 @@ def run(
         }
         line["by_dedup_mode"] = {"runtime": subject, "processor": variants["processor"]}
         line["by_pipeline"] = {"pipelined": subject, "sequential": variants["sequential"]}
+        line["by_claim_ahead"] = {"on": subject, "off": variants["claim_ahead_off"]}
         return line

@@ -27,6 +27,8 @@ async def test_the_runtime_bench_prints_its_line_with_every_reference(
     assert set(line["references"]) == {"raw", "quix_empty", "faust_empty", "naive"}
     assert all(ref["throughput_eps"] > 0 for ref in line["references"].values())
     assert set(line["ratios"]) == {"vs_raw", "vs_quix_empty", "vs_faust_empty", "vs_naive"}
-    # and both dedup modes are reported side by side.
+    # and both dedup modes (and loop variants) are reported side by side.
     assert set(line["by_dedup_mode"]) == {"runtime", "processor"}
     assert set(line["by_pipeline"]) == {"pipelined", "sequential"}
+    assert set(line["by_claim_ahead"]) == {"on", "off"}
+    assert line["by_claim_ahead"]["off"]["throughput_eps"] > 0
