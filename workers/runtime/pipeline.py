@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from schemas.codec import decode, encode, headers_for, validate
+from schemas.codec import decode_valid, encode, headers_for
 from schemas.errors import ContractError
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from workers.errors import DependencyUnavailableError
@@ -106,7 +106,7 @@ class Pipeline:
         seen: set[str] = set()
         for record in records:
             try:
-                envelope = validate(decode(record.value))
+                envelope = decode_valid(record.value)
             except ContractError as exc:
                 self._dead_letter(plan, record, failure_of(exc))
                 continue
