@@ -9,7 +9,9 @@ embedded Tansu broker needs (and that are harmless on Apache Kafka) are set here
   we never ask for);
 - no faust web server: the job serves its own /metrics, /healthz and /readyz (health.py);
 - optionally one record per producer batch: Tansu reports a partition's end offset as the
-  start of its last batch, and faust restores tables by reading changelogs up to that end.
+  start of its last batch, and faust restores tables by reading changelogs up to that end;
+- a table manager whose recovery holds the input streams until they are sought back to their
+  committed offsets (recovery.py: a faust race that drops a record after a restart).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import faust
 from faust.types.auth import CredentialsT
 
 from topics.settings import KafkaSettings
+from workers.streams.recovery import SeekFirstTableManager
 
 
 def broker_urls(kafka: KafkaSettings) -> list[str]:
@@ -88,5 +91,6 @@ def build_faust_app(
         store="memory://",
         datadir=str(data_dir),
         web_enabled=False,
+        TableManager=SeekFirstTableManager,
         **extra,
     )
