@@ -29,6 +29,7 @@ from workers.processors.rewards.settle import (
     needed_state,
 )
 from workers.processors.rewards.sql import (
+    execute_together,
     insert_rows,
     render_rows,
     render_statements,
@@ -38,6 +39,10 @@ from workers.runtime.durable import claim_durably
 #: reward_ledger's columns as LedgerRow's fields, in the same order: a LedgerRow is a row.
 LEDGER_COLUMNS = ", ".join(LedgerRow._fields)
 _DUPLICATE_ENTRY = 1062
+#: The isolation of a batch's transaction. Locking reads take no gap locks at READ COMMITTED,
+#: so concurrent batches inserting new keys (ULIDs all land at the end of the index) do not
+#: deadlock; wallet and counter writes are relative, so nothing is lost.
+READ_COMMITTED = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED"
 #: Per asset kind: the derived table, its asset column and its (generated) amount column.
 WALLET_TABLES: dict[AssetKind, tuple[str, str, str]] = {
     AssetKind.CURRENCY: ("wallet_balances", "currency", "balance"),
@@ -52,8 +57,9 @@ def _marks(values: Sequence[object]) -> str:
 async def claim(
     cursor: aiomysql.Cursor, processor: str, envelopes: Sequence[Envelope]
 ) -> list[Envelope]:
-    """The durable claim of `claim_durably` (same rows, same result), in one round trip when
-    no key was claimed before, which is nearly always.
+    """Open the batch's transaction at READ COMMITTED (READ_COMMITTED) and make the durable
+    claim of `claim_durably` (same rows, same result), both in one round trip when no key was
+    claimed before, which is nearly always.
 
     All keys go in one INSERT (one statement even past sql's rows per statement: a failing
     later chunk would leave earlier ones claimed by us, and the fallback would take them for
@@ -66,16 +72,20 @@ async def claim(
     for envelope in envelopes:
         by_key.setdefault(envelope.idempotency_key, envelope)
     if not by_key:
+        await cursor.execute(READ_COMMITTED)
         return []
     # Sorted, so two workers claiming overlapping keys lock them in the same order.
     rows = sorted((processor, key, envelope.event_id) for key, envelope in by_key.items())
+    insert = render_statements(
+        cursor,
+        "INSERT INTO processed_events (processor, idempotency_key, event_id)",
+        rows,
+        per_statement=len(rows),
+    )
     try:
-        await insert_rows(
-            cursor,
-            "INSERT INTO processed_events (processor, idempotency_key, event_id)",
-            rows,
-            per_statement=len(rows),
-        )
+        # The SET applies to the transaction the INSERT starts; if the INSERT fails, that
+        # transaction is open all the same, at READ COMMITTED, for the fallback.
+        await execute_together(cursor, [READ_COMMITTED, *insert])
     except pymysql.err.IntegrityError as exc:
         if exc.args and exc.args[0] == _DUPLICATE_ENTRY:
             return await claim_durably(cursor, processor, envelopes)

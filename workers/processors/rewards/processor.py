@@ -2,10 +2,10 @@
 
 handle(batch), in order:
 1. re-read the rules file if it changed (at most every `reload_interval_s`);
-2. BEGIN (read committed); claim the batch's idempotency keys in processed_events (durable
-   dedup, survives a Redis flush: one INSERT, read and lock first only when a key was
-   claimed before); later copies of a key in the batch, and keys claimed before, are
-   duplicates;
+2. open the transaction (read committed) and claim the batch's idempotency keys in
+   processed_events in the same round trip (durable dedup, survives a Redis flush: one
+   INSERT, read and lock first only when a key was claimed before); later copies of a key
+   in the batch, and keys claimed before, are duplicates;
 3. decide each fresh event against rules and campaigns (plan.py, pure; done for every event
    while the claim's INSERT is in flight, the fresh ones' decisions kept); ids too long for
    their columns fail here (actions.py), never in step 5;
@@ -47,7 +47,7 @@ from workers.processors.rewards.plan import decide_batch
 from workers.processors.rewards.rules import RuleBook, load_rule_book
 from workers.processors.rewards.settings import RewardsSettings
 from workers.processors.rewards.settle import Settled, Settlement, settle
-from workers.processors.rewards.sql import execute_all, while_in_flight
+from workers.processors.rewards.sql import execute_together, while_in_flight
 from workers.runtime.context import ProcessorFactory, WorkerContext
 from workers.runtime.processor import DedupMode, Outcome, OutcomeKind, OutputEvent
 
@@ -180,10 +180,7 @@ class RewardsProcessor:
         tail: Tail | None = None
         try:
             cursor = await conn.cursor()
-            # READ COMMITTED: locking reads take no gap locks, so concurrent batches
-            # inserting new keys (ULIDs all land at the end of the index) do not deadlock;
-            # wallet and counter writes are relative, so nothing is lost.
-            await cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            # The claim (ledger.claim) opens the transaction, at READ COMMITTED.
             settled_after, settlement, first_copies, fresh = await self._settle(
                 cursor, self.book, batch
             )
@@ -200,7 +197,7 @@ class RewardsProcessor:
 
             async def write() -> None:
                 await ledger.write_ledger(cursor, settlement)
-                await execute_all(cursor, await derived)
+                await execute_together(cursor, await derived)
 
             tail = self._tails.start(
                 conn, cursor, write, lambda: self._count(settlement), after=settled_after
