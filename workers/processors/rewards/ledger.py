@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from datetime import date
 from typing import Any
 
 import aiomysql
@@ -154,17 +155,24 @@ async def _nets(cursor: aiomysql.Cursor, keys: set[WalletKey]) -> dict[WalletKey
 
 async def _cap_counts(cursor: aiomysql.Cursor, keys: set[CapKey]) -> dict[CapKey, int]:
     """The counters of exactly these keys (a range read on the primary key per key), locked
-    until commit; a player's other reward types are neither read nor locked."""
-    if not keys:
-        return {}
-    await cursor.execute(
-        "SELECT player_id, day, reward_type, grants FROM reward_daily_counts "  # noqa: S608 - rendered literals
-        f"WHERE (player_id, day, reward_type) IN ({render_rows(cursor, sorted(keys))}) "
-        "FOR UPDATE"
-    )
-    return {
-        (player, day, kind): int(grants) for player, day, kind, grants in await cursor.fetchall()
-    }
+    until commit; a player's other reward types are neither read nor locked.
+
+    One query per day (a batch nearly always spans one; days in order, so workers lock in
+    the same order), the day rendered as text and not read back: a date column costs a
+    Python conversion per value both ways, and this read runs for every batch."""
+    by_day: dict[date, list[tuple[str, str, str]]] = defaultdict(list)
+    for player, day, kind in keys:
+        by_day[day].append((player, day.isoformat(), kind))
+    counts: dict[CapKey, int] = {}
+    for day in sorted(by_day):
+        await cursor.execute(
+            "SELECT player_id, reward_type, grants FROM reward_daily_counts "  # noqa: S608 - rendered literals
+            f"WHERE (player_id, day, reward_type) IN ({render_rows(cursor, sorted(by_day[day]))}) "
+            "FOR UPDATE"
+        )
+        for player, kind, grants in await cursor.fetchall():
+            counts[(player, day, kind)] = grants
+    return counts
 
 
 async def load_state(
