@@ -55,15 +55,21 @@ log = structlog.get_logger(__name__)
 
 
 def granted_event(record: GrantRecord, source: Envelope) -> OutputEvent:
-    """RewardGranted for a grant; its ids are the grant id, so a redelivery repeats them."""
+    """RewardGranted for a grant; its ids are the grant id, so a redelivery repeats them.
+
+    It keeps the source's times (end-to-end latency is measured from the gateway's), client
+    and trace: the source is copied whole and everything else replaced (ids, payload) or
+    dropped (unknown fields). One copy inside the protobuf runtime costs a fraction of
+    copying those four fields one by one, and this runs for every grant of every batch.
+    """
     head = record.first
-    envelope = Envelope(
-        event_id=head.grant_id, idempotency_key=head.grant_id, player_id=head.player_id
-    )
-    # Keep the source's gateway time: end-to-end latency is measured from there.
-    for name in ("occurred_at", "received_at", "client", "trace"):
-        if source.HasField(name):
-            getattr(envelope, name).CopyFrom(getattr(source, name))
+    envelope = Envelope()
+    envelope.CopyFrom(source)
+    envelope.DiscardUnknownFields()
+    envelope.ClearField("payload")
+    envelope.event_id = head.grant_id
+    envelope.idempotency_key = head.grant_id
+    envelope.player_id = head.player_id
     record.fill(envelope.reward_granted)
     return OutputEvent(REWARDS_GRANTED, envelope)
 
