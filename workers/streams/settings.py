@@ -1,8 +1,7 @@
 """Knobs of the velocity job (`liveops stream velocity`).
 
-FleetSettings has no `velocity` section yet: the command uses `settings.velocity` when
-FleetSettings gains one (LIVEOPS_VELOCITY__*) and these defaults until then; tests pass their own.
-Frozen, so one value holds for the life of the job: changing `window_s` on a running app id
+FleetSettings carries them as its `velocity` section (LIVEOPS_VELOCITY__*); tests pass their
+own. Frozen, so one value holds for the life of the job: changing `window_s` on a running app id
 would mix windows of two sizes in one table, so a new window size wants a new `app_id`.
 """
 
