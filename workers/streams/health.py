@@ -5,8 +5,11 @@ treat the job like one:
 - /healthz: the event loop is alive. A heartbeat task in faust's loop stamps a monotonic time
   every HEARTBEAT_S; older than `liveness_stale_s` means the loop is stuck (an agent blocking
   it), and only a restart helps. A broker outage does not fail it: the loop keeps turning.
-- /readyz: the app is running, its consumer holds partitions of the job's inputs, and faust is
-  neither rebalancing nor restoring tables from their changelogs; else 503 with the problems.
+- /readyz: the app is running, its consumer holds partitions of the job's inputs, faust is
+  neither rebalancing nor restoring tables from their changelogs, and the broker answers a
+  metadata request within PING_TIMEOUT_S (asked on each probe, on a client of the probe's
+  own: faust keeps its partitions through a broker outage, so the other checks stay green);
+  else 503 with the problems.
 
 HealthService is handed to faust.Worker as one of its services, so it starts before the app:
 the probes answer while the first assignment and the table recovery are still under way
@@ -18,18 +21,25 @@ The decisions are plain functions over the few public attributes of a faust App 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Collection, Set
 from typing import Protocol
 
 import structlog
 from aiohttp import web
+from aiokafka import AIOKafkaClient
+from aiokafka.errors import KafkaError
 from faust.exceptions import NotReady
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from topics.settings import KafkaSettings
+
 #: How often the heartbeat task stamps the loop as alive.
 HEARTBEAT_S = 1.0
+#: Longest /readyz waits for the broker's metadata: below a readiness probe's usual timeout.
+PING_TIMEOUT_S = 2.0
 
 Clock = Callable[[], float]
 
@@ -88,12 +98,15 @@ def is_alive(heartbeat: Heartbeat, stale_s: float) -> tuple[bool, float]:
     return age_s <= stale_s, age_s
 
 
-def readiness_problems(app: FaustStatus, input_topics: Collection[str]) -> list[str]:
+def readiness_problems(
+    app: FaustStatus, input_topics: Collection[str], *, broker_answers: bool | None = None
+) -> list[str]:
     """Why the job cannot process its inputs now; empty when it can.
 
     Partitions are those of the inputs only: faust also assigns changelog partitions, which
     alone process nothing. Rebalancing (app.rebalancing) lasts from the revocation to the end
     of table recovery; in_recovery is the changelog restore itself. Both pass by themselves.
+    `broker_answers` is the answer of a metadata request (None: not asked).
     """
     if not app.started:
         return ["faust: not started"]
@@ -111,6 +124,8 @@ def readiness_problems(app: FaustStatus, input_topics: Collection[str]) -> list[
         problems.append("faust: rebalancing")
     if app.in_recovery:
         problems.append("tables: recovering from changelog")
+    if broker_answers is False:
+        problems.append("broker: no cluster metadata within the ping timeout")
     return problems
 
 
@@ -128,7 +143,10 @@ class HealthService(Service):
         host: str = "0.0.0.0",  # noqa: S104 - probes come from outside the pod
         clock: Clock = time.monotonic,
         heartbeat_s: float = HEARTBEAT_S,
+        kafka: KafkaSettings | None = None,
+        ping_timeout_s: float = PING_TIMEOUT_S,
     ) -> None:
+        """`kafka`: the cluster /readyz pings (None: readiness does not ask the broker)."""
         super().__init__()
         self._app = app
         self._registry = registry
@@ -139,6 +157,9 @@ class HealthService(Service):
         self._heartbeat_s = heartbeat_s
         self.heartbeat = Heartbeat(clock)
         self._runner: web.AppRunner | None = None
+        self._kafka = kafka
+        self._ping_timeout_s = ping_timeout_s
+        self._client: AIOKafkaClient | None = None
         #: The bound port once started (the requested one, or the one picked for port 0).
         self.port = 0
 
@@ -159,6 +180,9 @@ class HealthService(Service):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     @Service.task
     async def _beat(self) -> None:
@@ -178,7 +202,34 @@ class HealthService(Service):
         )
 
     async def _readyz(self, _request: web.Request) -> web.Response:
-        problems = readiness_problems(self._app, self._input_topics)
+        broker_answers = await self.broker_answers()
+        problems = readiness_problems(self._app, self._input_topics, broker_answers=broker_answers)
         return web.json_response(
             {"ready": not problems, "problems": problems}, status=503 if problems else 200
         )
+
+    async def broker_answers(self) -> bool | None:
+        """Whether the cluster's metadata came back within the ping timeout (None: no
+        cluster to ask). The client is made at the first ask that reaches the broker, then
+        kept (aiokafka reconnects it by itself)."""
+        if self._kafka is None:
+            return None
+        try:
+            async with asyncio.timeout(self._ping_timeout_s):
+                if self._client is None:
+                    self._client = await _connected_client(self._kafka)
+                metadata = await self._client.fetch_all_metadata()
+        except (KafkaError, TimeoutError, OSError) as exc:
+            log.info("stream.broker_unanswered", error=str(exc) or type(exc).__name__)
+            return False
+        return bool(metadata.brokers())
+
+
+async def _connected_client(kafka: KafkaSettings) -> AIOKafkaClient:
+    client = AIOKafkaClient(**kafka.client_kwargs())
+    try:
+        await client.bootstrap()
+    except BaseException:
+        await client.close()
+        raise
+    return client

@@ -211,6 +211,7 @@ def run_velocity(
         input_topics=[topic.name for topic in INPUTS],
         port=metrics_port,
         liveness_stale_s=liveness_stale_s,
+        kafka=kafka,
     )
     log.info(
         "velocity.starting",

@@ -1,7 +1,7 @@
 """/readyz, /healthz and /metrics of the velocity job, served by the live process.
 
 The first test joins the session's broker; the second stops a broker of its own under a ready
-job, to show that an outage makes the job no less alive.
+job, to show that an outage makes the job no less alive, but not ready.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ async def test_probes_answer_while_joining_and_pass_once_partitions_are_assigned
 
 
 @pytest.mark.timeout(200)
-async def test_a_broker_outage_does_not_fail_liveness(
+async def test_a_broker_outage_fails_readiness_not_liveness(
     private_broker: EmbeddedBroker,
     unique_name: str,
     tmp_path: Path,
@@ -110,3 +110,10 @@ async def test_a_broker_outage_does_not_fail_liveness(
     # gracefully without its broker, is killed at teardown)
     answers.append(await job.probe("/healthz"))
     assert answers and all(a is not None and a[0] == 200 for a in answers), answers
+    # while /readyz takes the job out of service, naming the broker (faust itself still
+    # holds its partitions)
+    ready = await job.probe("/readyz")
+    assert ready is not None and ready[0] == 503, ready
+    problems = ready[1]["problems"]
+    assert isinstance(problems, list), ready
+    assert "broker: no cluster metadata within the ping timeout" in problems, ready

@@ -11,6 +11,8 @@ from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
+from topics.devbroker import free_port
+from topics.settings import KafkaSettings
 from workers.streams.health import HealthService, Heartbeat, is_alive, readiness_problems
 from workers.streams.metrics import StreamMetrics
 
@@ -88,6 +90,31 @@ def test_a_member_left_without_partitions_during_a_rebalance_names_both() -> Non
         "consumer: no input partitions assigned",
         "faust: rebalancing",
     ]
+
+
+def test_a_broker_that_does_not_answer_is_named_and_not_asked_is_no_problem() -> None:
+    assert readiness_problems(FakeApp(), INPUTS, broker_answers=False) == [
+        "broker: no cluster metadata within the ping timeout"
+    ]
+    assert readiness_problems(FakeApp(), INPUTS, broker_answers=True) == []
+    assert readiness_problems(FakeApp(), INPUTS, broker_answers=None) == []
+
+
+async def test_a_cluster_nobody_listens_for_does_not_answer() -> None:
+    # Given a service pinging a loopback port where no broker listens
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")
+    service = HealthService(
+        FakeApp(),
+        registry=CollectorRegistry(),
+        input_topics=INPUTS,
+        port=0,
+        liveness_stale_s=STALE_S,
+        kafka=kafka,
+        ping_timeout_s=1.0,
+    )
+    # Then each ask answers False, within the ping timeout
+    assert await service.broker_answers() is False
+    assert await service.broker_answers() is False
 
 
 def test_the_loop_is_alive_until_its_beat_is_older_than_the_stale_limit() -> None:
