@@ -17,9 +17,7 @@ fresh database:
 Ratios `vs_ceiling` and `vs_naive` compare throughputs; the target is vs_ceiling >= 0.5.
 The subject runs with the default `dedup` setting (runtime: the runtime's Redis lease and mark
 around each batch, the transaction's durable claim behind them); `by_dedup_mode.processor` is
-the same processor measured in the same rounds with the durable claim alone;
-`by_settle_depth` the subject (LIVEOPS_RUNTIME__SETTLE_DEPTH's default, 2: the next batch's
-COMMIT wait overlaps this one's publishing) next to depth 1, in the same rounds.
+the same processor measured in the same rounds with the durable claim alone.
 
 `liveops bench rewards --events 20000 --rounds 3` prints the JSON line.
 """
@@ -180,8 +178,7 @@ async def measure_subject(args: argparse.Namespace, target: MySQLTarget) -> dict
         context = WorkerContext(settings, redis, pool, CollectorRegistry())
         chosen = RewardsSettings(dedup=args.dedup) if args.dedup else RewardsSettings()
         processor = timed(pool, chosen, metrics=context.metrics)
-        runtime = _BENCH_RUNTIME.model_copy(update={"settle_depth": args.settle_depth})
-        worker = Worker(context, [processor], runtime=runtime)
+        worker = Worker(context, [processor], runtime=_BENCH_RUNTIME)
         worker.progress.batch_log = []
         await worker.run(RunLimits(max_events=args.events, idle_s=30))
     finally:
@@ -246,7 +243,6 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     options.add_argument("--redis-url", default=DEFAULT_REDIS)
     options.add_argument("--max-records", type=int, default=BATCH_SIZE)
     options.add_argument("--dedup", choices=[m.value for m in DedupMode], default=None)
-    options.add_argument("--settle-depth", type=int, default=RuntimeSettings().settle_depth)
     options.parse_args(args.rest, namespace=args)
     async with scratch_database(args.mysql_dsn) as target:
         if args.mode == "subject":
@@ -269,7 +265,7 @@ def run(
             *("--mysql-dsn", mysql_dsn, "--redis-url", redis_url),
             *("--max-records", str(max_records)),
         )
-        line = harness.measure(
+        return harness.measure(
             "rewards",
             ChildSpec("rewards", "rewards", ("--mode", "subject", *extra)),
             [
@@ -283,15 +279,7 @@ def run(
             variants=[
                 ChildSpec(
                     "processor", "rewards", ("--mode", "subject", "--dedup", "processor", *extra)
-                ),
-                ChildSpec(
-                    "settle_depth_1",
-                    "rewards",
-                    ("--mode", "subject", "--settle-depth", "1", *extra),
-                ),
+                )
             ],
+            variants_key="by_dedup_mode",
         )
-        variants = line.pop("variants")
-        line["by_dedup_mode"] = {"processor": variants["processor"]}
-        line["by_settle_depth"] = {"1": variants["settle_depth_1"]}
-        return line

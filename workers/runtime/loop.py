@@ -31,9 +31,6 @@ while this process handles N; handling stays in poll order. A batch sharing a ke
 batch ahead or the one settling is not claimed ahead (same reason as above). The batch ahead
 is handled as soon as a poll finds nothing more buffered (that poll does not wait), before
 partitions are revoked, and at stop.
-Settle depth (LIVEOPS_RUNTIME__SETTLE_DEPTH, 2): a batch's step 5 may run while the batch
-before it is still in steps 5-8; its steps 6-8 wait for that batch to have settled, and are
-skipped when it failed (both are then polled again).
 DependencyUnavailableError at any step: seek back to the start of every batch not committed
 (the one settling too), report not ready, back off (capped, jittered) and poll again; nothing
 is committed, nothing goes to retry topics. Order is kept per partition (records are keyed by
@@ -154,9 +151,7 @@ class ConsumerLoop:
         self._tracks_keys = pipeline.dedup_mode is DedupMode.RUNTIME
         self._claims_ahead = self._overlaps and self._tracks_keys and settings.claim_ahead
         self._processing = False
-        #: Batches settling, oldest first: at most `settle_depth` while the loop goes on.
-        self._settlings: list[_Settling] = []
-        self._settle_depth = settings.settle_depth if self._overlaps else 1
+        self._settling: _Settling | None = None
         self._ahead: _Ahead | None = None
         #: Records of the batch being claimed or handled (polled again if that fails).
         self._in_hand: Sequence[InboundRecord] = ()
@@ -180,8 +175,8 @@ class ConsumerLoop:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 self._drop_ahead()  # past the shutdown deadline: give up on these
-                for settling in self._settlings:
-                    settling.task.cancel()
+                if self._settling is not None:
+                    self._settling.task.cancel()
             await self._drain()
 
     async def _iterate(self, stop: asyncio.Event) -> None:
@@ -200,9 +195,9 @@ class ConsumerLoop:
             elif self._ahead is not None:
                 await self._handle_ahead()  # nothing more buffered: handle it now
             else:
-                if self._settlings and all(s.task.done() for s in self._settlings):
-                    await self._settled()  # nothing new: collect the batches settled (or failed)
-                if not self._settlings:
+                if self._settling is not None and self._settling.task.done():
+                    await self._settled()  # nothing new: collect the batch settled (or failed)
+                if self._settling is None:
                     await self.commit_staged()  # quiet: no reason to wait for the interval
         except DependencyUnavailableError as exc:
             in_hand = [*self._in_hand, *self._drop_ahead(), *records]
@@ -262,7 +257,7 @@ class ConsumerLoop:
                 await self._handle(ahead.records, ahead.plan, ahead.polled_at, ahead.claim)
             return
         await self._handle_ahead()  # batches are handled in the order polled
-        if not self._apart_from_settling(plan):
+        if self._settling is not None and not self._settling.keys.isdisjoint(plan.keys):
             await self._settled(records)  # the copy must see the earlier batch's marks
         await self._handle(records, plan, polled_at, None)
 
@@ -270,13 +265,10 @@ class ConsumerLoop:
         """Whether `plan` shares no idempotency key with the batch ahead or the one settling:
         a copy must be claimed after the earlier batch's marks (our own lease would let it
         through), so it is not claimed ahead."""
-        ahead = self._ahead
-        return (
-            ahead is None or ahead.plan.keys.isdisjoint(plan.keys)
-        ) and self._apart_from_settling(plan)
-
-    def _apart_from_settling(self, plan: Plan) -> bool:
-        return all(settling.keys.isdisjoint(plan.keys) for settling in self._settlings)
+        ahead, settling = self._ahead, self._settling
+        return (ahead is None or ahead.plan.keys.isdisjoint(plan.keys)) and (
+            settling is None or settling.keys.isdisjoint(plan.keys)
+        )
 
     async def _handle_ahead(self) -> None:
         """Handle the batch claimed ahead, if any."""
@@ -312,15 +304,11 @@ class ConsumerLoop:
                 await claim
             await self.pipeline.handle(plan)  # step 4
         finally:
-            # Earlier batches settle first, or fail first: at most settle_depth - 1 of them
-            # may still be settling when this one starts.
-            await self._settled(records, keep=self._settle_depth - 1)
+            await self._settled(records)  # the earlier batch settles first, or fails first
         self._in_hand = ()
-        previous = self._settlings[-1].task if self._settlings else None
-        task = asyncio.create_task(self._settle(records, plan, polled_at, previous))
+        task = asyncio.create_task(self._settle(records, plan, polled_at))
         task.add_done_callback(lambda _: self._set_idle_if_quiet())
-        keys = plan.keys if self._tracks_keys else frozenset()
-        self._settlings.append(_Settling(task, records, keys))
+        self._settling = _Settling(task, records, plan.keys if self._tracks_keys else frozenset())
         if not self._overlaps:
             await self._settled(records)
         else:
@@ -329,18 +317,9 @@ class ConsumerLoop:
             # next batch's first await (none at all for a processor that does no I/O).
             await asyncio.sleep(0)
 
-    async def _settle(
-        self,
-        records: Sequence[InboundRecord],
-        plan: Plan,
-        polled_at: float,
-        previous: asyncio.Task[None] | None,
-    ) -> None:
-        """Steps 5-8 of one batch; steps 6-8 only once the batch before it (`previous`, still
-        settling when this one started) has settled, and not at all when it failed."""
+    async def _settle(self, records: Sequence[InboundRecord], plan: Plan, polled_at: float) -> None:
+        """Steps 5-8 of one batch."""
         await self.pipeline.before_commit()  # step 5
-        if previous is not None:
-            await previous
         await self._outbox.send_all(plan.records)  # step 6
         await self._dedup.finish(plan.claim_marker, plan.release)  # step 7
         self._offsets.stage(records)  # step 8
@@ -354,26 +333,17 @@ class ConsumerLoop:
         self._failures = 0
         self._mark_up()
 
-    async def _settled(self, pending: Sequence[InboundRecord] = (), *, keep: int = 0) -> None:
-        """Wait for the batches settling, oldest first, until at most `keep` are left. When
-        one failed, the later ones fail too (they wait for it): wait for them as well, and
-        raise its error, with all their records (and the `pending` ones polled after them) to
-        be polled again."""
-        while len(self._settlings) > keep:
-            settling = self._settlings.pop(0)
-            try:
-                await settling.task
-            except DependencyUnavailableError:
-                later, self._settlings = self._settlings, []
-                for after in later:
-                    with contextlib.suppress(DependencyUnavailableError):
-                        await after.task
-                self._unsettled = [
-                    *settling.records,
-                    *(record for after in later for record in after.records),
-                    *pending,
-                ]
-                raise
+    async def _settled(self, pending: Sequence[InboundRecord] = ()) -> None:
+        """Wait for the batch settling, if any. When it failed, raise its error, with its
+        records (and the `pending` ones polled after it) to be polled again."""
+        settling, self._settling = self._settling, None
+        if settling is None:
+            return
+        try:
+            await settling.task
+        except DependencyUnavailableError:
+            self._unsettled = [*settling.records, *pending]
+            raise
 
     async def _drain(self) -> None:
         """Stopping: let the batch settling commit; if it cannot, its records are polled again
@@ -395,7 +365,7 @@ class ConsumerLoop:
         if (
             not self._processing
             and self._ahead is None
-            and all(settling.task.done() for settling in self._settlings)
+            and (self._settling is None or self._settling.task.done())
         ):
             self.idle.set()
 

@@ -42,10 +42,6 @@ class RuntimeSettings(BaseModel):
     #: With `pipeline`, claim a batch's dedup keys in Redis as soon as it is decoded, while
     #: the batch before it is handled (DedupMode.RUNTIME input loops; loop.py).
     claim_ahead: bool = True
-    #: With `pipeline`, how many batches may settle at once: the next batch's step 5 (a
-    #: processor's before_commit(), e.g. waiting for its COMMIT) overlaps the previous
-    #: batch's steps 6-8, which still go in batch order. 1 = one batch settling at a time.
-    settle_depth: int = Field(default=2, ge=1, le=4)
     #: Longest a settled batch's offsets wait to be committed with later batches' (0: commit
     #: every batch). A crash replays at most this much work, as duplicates (loop.py, step 8).
     commit_interval_ms: int = Field(default=100, ge=0)

@@ -1,7 +1,5 @@
 """Claim ahead: a batch's dedup claim goes out while the batch before it is handled, except
-when the two share an idempotency key (the copy must see the earlier batch's marks). Settle
-depth: a batch's before_commit() runs while the batch before it still settles, but batches are
-marked done (and published, and committed) in order, and not at all after an earlier failure.
+when the two share an idempotency key (the copy must see the earlier batch's marks).
 
 A fake consumer hands out prepared batches; a fake dedup store and processor write what
 happens, in order, into one journal.
@@ -52,8 +50,7 @@ def record(key: str, offset: int) -> Any:
 
 class FakeConsumer:
     """Hands out the prepared batches one per poll (seek() rewinds to an offset), then
-    nothing (waiting the poll's timeout, as a real poll does); stops the loop after a few
-    empty polls in a row."""
+    nothing; stops the loop once drained."""
 
     def __init__(self, batches: list[list[str]], stop: asyncio.Event) -> None:
         self._batches: list[list[Any]] = []
@@ -62,7 +59,6 @@ class FakeConsumer:
             self._batches.append([record(key, offset + i) for i, key in enumerate(keys)])
             offset += len(keys)
         self._next = 0
-        self._empty_polls = 0
         self._stop = stop
         self.seeks: list[int] = []
         self.committed_offsets: list[int] = []
@@ -72,12 +68,9 @@ class FakeConsumer:
             polled = [r for r in batch if r.offset >= self._next]
             if polled:
                 self._next = polled[-1].offset + 1
-                self._empty_polls = 0
                 return {PLAYER_ACTIONS.name: polled}
-        self._empty_polls += 1
-        if self._empty_polls >= 20:
-            self._stop.set()
-        await asyncio.sleep(timeout_ms / 1000)
+        self._stop.set()
+        await asyncio.sleep(0)
         return {}
 
     async def commit(self, offsets: dict[Any, int]) -> None:
@@ -86,7 +79,6 @@ class FakeConsumer:
     def seek(self, tp: Any, offset: int) -> None:
         self.seeks.append(offset)
         self._next = offset
-        self._empty_polls = 0
 
     def assignment(self) -> set[Any]:
         return set()
@@ -118,13 +110,11 @@ class JournalDedup(Deduplicator):
 
 
 class JournalProcessor:
-    """Journals each handle()."""
-
     name: ClassVar[str] = "ahead"
     version: ClassVar[str] = "1"
     group: ClassVar[ConsumerGroup] = GROUP
 
-    def __init__(self, journal: list[str], *, fail_before_commits: int = 0) -> None:
+    def __init__(self, journal: list[str]) -> None:
         self.journal = journal
 
     async def start(self) -> None: ...
@@ -137,51 +127,22 @@ class JournalProcessor:
         return [Outcome.applied() for _ in batch]
 
 
-class SlowCommitProcessor(JournalProcessor):
-    """Also has a before_commit() (journalled, slow; the first ones may fail)."""
-
-    def __init__(self, journal: list[str], *, fail_before_commits: int = 0) -> None:
-        super().__init__(journal)
-        self.fail_before_commits = fail_before_commits
-        self._before_commits = 0
-
-    async def before_commit(self) -> None:
-        """Journals its start and end; slow enough for the next batch to start settling."""
-        self._before_commits += 1
-        n = self._before_commits
-        self.journal.append(f"before_commit {n}")
-        await asyncio.sleep(0.05)
-        if self.fail_before_commits:
-            self.fail_before_commits -= 1
-            raise DependencyUnavailableError("mysql: the test says it is down")
-        self.journal.append(f"before_commit {n} done")
-
-
 class NoOutbox:
     async def send_all(self, records: Sequence[OutboundRecord]) -> None:
         """Nothing to publish: the processor has no outputs."""
 
 
 async def run_loop(
-    batches: list[list[str]],
-    *,
-    settings: RuntimeSettings = SETTINGS,
-    fail_claims: int = 0,
-    processor: type[JournalProcessor] | None = None,
-    fail_before_commits: int = 0,
+    batches: list[list[str]], *, settings: RuntimeSettings = SETTINGS, fail_claims: int = 0
 ) -> tuple[list[str], FakeConsumer]:
     journal: list[str] = []
     stop = asyncio.Event()
     consumer = FakeConsumer(batches, stop)
     dedup = JournalDedup(journal, fail_claims=fail_claims)
     metrics = RuntimeMetrics(CollectorRegistry())
-    if processor is None:
-        handler: JournalProcessor = JournalProcessor(journal)
-    else:
-        handler = processor(journal, fail_before_commits=fail_before_commits)
     loop = ConsumerLoop(
         consumer,
-        Pipeline(handler, dedup, metrics, settings),
+        Pipeline(JournalProcessor(journal), dedup, metrics, settings),
         outbox=NoOutbox(),  # type: ignore[arg-type]  # only send_all is used
         dedup=dedup,
         metrics=metrics,
@@ -251,39 +212,4 @@ async def test_a_failed_claim_ahead_polls_both_batches_again() -> None:
         "handle a",
         "handle b",
     ]
-    assert consumer.committed_offsets[-1] == 2
-
-
-async def test_the_next_batch_starts_settling_while_the_one_before_still_does() -> None:
-    journal, consumer = await run_loop([["a"], ["b"], ["c"]], processor=SlowCommitProcessor)
-
-    # Batch 2's before_commit() starts while batch 1's still runs (settle depth 2), yet the
-    # batches are marked done in order, each after its own before_commit()
-    assert journal.index("before_commit 2") < journal.index("before_commit 1 done")
-    marks = [line for line in journal if line.startswith("done")]
-    assert marks == ["done b:w:1", "done b:w:2", "done b:w:3"]
-    for n in (1, 2, 3):
-        assert journal.index(f"before_commit {n} done") < journal.index(f"done b:w:{n}")
-    assert consumer.committed_offsets[-1] == 3
-
-
-async def test_with_settle_depth_one_a_batch_settles_after_the_one_before() -> None:
-    settings = SETTINGS.model_copy(update={"settle_depth": 1})
-    journal, _ = await run_loop([["a"], ["b"]], settings=settings, processor=SlowCommitProcessor)
-
-    assert journal.index("done b:w:1") < journal.index("before_commit 2")
-
-
-async def test_a_batch_settling_behind_a_failed_one_is_not_marked_and_both_are_redone() -> None:
-    # Given a before_commit() that fails once: the first batch's
-    journal, consumer = await run_loop(
-        [["a"], ["b"]], processor=SlowCommitProcessor, fail_before_commits=1
-    )
-
-    # Then neither batch's first settle marked anything (the second waited for the first,
-    # which failed), the loop sought back to the first batch, and both were redone in order
-    marks = [line for line in journal if line.startswith("done")]
-    assert "done b:w:1" not in marks and "done b:w:2" not in marks
-    assert marks == ["done b:w:3", "done b:w:4"]
-    assert consumer.seeks == [0]
     assert consumer.committed_offsets[-1] == 2
