@@ -32,6 +32,7 @@ from schemas.codec import encode, headers_for, payload_type, validate
 from schemas.errors import InvalidEnvelopeError
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import Topic
+from topics.ping import cluster_answers
 from topics.settings import KafkaSettings
 
 Headers = Sequence[tuple[str, bytes]]
@@ -152,12 +153,7 @@ class Publisher:
         producer = self._producer
         if producer is None:
             return False
-        try:
-            async with asyncio.timeout(self._settings.ping_timeout_s):
-                metadata = await producer.client.fetch_all_metadata()
-        except (KafkaError, TimeoutError, OSError):
-            return False
-        return bool(metadata.brokers())
+        return await cluster_answers(producer.client, self._settings.ping_timeout_s)
 
     async def publish(self, topic: Topic, envelope: Envelope) -> Delivery:
         """Publish one envelope, keyed by player id, and wait for the acknowledgement."""

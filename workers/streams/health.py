@@ -34,6 +34,7 @@ from faust.exceptions import NotReady
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from topics.ping import cluster_answers
 from topics.settings import KafkaSettings
 
 #: How often the heartbeat task stamps the loop as alive.
@@ -214,15 +215,14 @@ class HealthService(Service):
         kept (aiokafka reconnects it by itself)."""
         if self._kafka is None:
             return None
-        try:
-            async with asyncio.timeout(self._ping_timeout_s):
-                if self._client is None:
+        if self._client is None:
+            try:
+                async with asyncio.timeout(self._ping_timeout_s):
                     self._client = await _connected_client(self._kafka)
-                metadata = await self._client.fetch_all_metadata()
-        except (KafkaError, TimeoutError, OSError) as exc:
-            log.info("stream.broker_unanswered", error=str(exc) or type(exc).__name__)
-            return False
-        return bool(metadata.brokers())
+            except (KafkaError, TimeoutError, OSError) as exc:
+                log.info("stream.broker_unanswered", error=str(exc) or type(exc).__name__)
+                return False
+        return await cluster_answers(self._client, self._ping_timeout_s)
 
 
 async def _connected_client(kafka: KafkaSettings) -> AIOKafkaClient:
