@@ -32,10 +32,10 @@ batch ahead or the one settling is not claimed ahead (same reason as above). The
 is handled as soon as a poll finds nothing more buffered (that poll does not wait), before
 partitions are revoked, and at stop.
 DependencyUnavailableError at any step: seek back to the start of every batch not committed
-(the one settling too), report not ready, back off (capped, jittered) and poll again; nothing
-is committed, nothing goes to retry topics. Order is kept per partition (records are keyed by
-player id). The retry loop (retry.py) is this loop, not pipelined, with due-time selection in
-front of step 2.
+(the one settling and the one claimed ahead too), report not ready, back off (capped,
+jittered) and poll again; nothing is committed, nothing goes to retry topics. Order is kept
+per partition (records are keyed by player id). The retry loop (retry.py) is this loop, not
+pipelined, with due-time selection in front of step 2.
 """
 
 from __future__ import annotations

@@ -158,17 +158,16 @@ class Pipeline:
             self._handle_seconds.observe(time.perf_counter() - started)
         marks = self.dedup_mode is DedupMode.RUNTIME
         final: list[Envelope] = []  # events whose outcome is final: their latency is observed
-        kinds: Counter[str] = Counter()
+        outcomes = plan.outcomes
         for (record, envelope), verdict in zip(claimed, verdicts, strict=True):
             outcome = verdict.outcome
             if outcome.kind in _FINAL:
-                kinds[outcome.kind] += 1
+                outcomes[outcome.kind] += 1
                 final.append(envelope)
                 if outcome.outputs:
                     self._publish(plan, outcome.outputs)
             else:
                 self._route_failure(plan, record, envelope, verdict, releases=marks)
-        plan.outcomes.update(kinds)
         plan.received_s += [
             envelope.received_at.seconds + envelope.received_at.nanos / 1e9
             for envelope in final
