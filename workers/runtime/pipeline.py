@@ -158,20 +158,22 @@ class Pipeline:
             self._handle_seconds.observe(time.perf_counter() - started)
         marks = self.dedup_mode is DedupMode.RUNTIME
         final: list[Envelope] = []  # events whose outcome is final: their latency is observed
-        outcomes = plan.outcomes
+        kinds: list[OutcomeKind] = []  # counted at the end, in one C-level pass
         for (record, envelope), verdict in zip(claimed, verdicts, strict=True):
             outcome = verdict.outcome
             if outcome.kind in _FINAL:
-                outcomes[outcome.kind] += 1
+                kinds.append(outcome.kind)
                 final.append(envelope)
                 if outcome.outputs:
                     self._publish(plan, outcome.outputs)
             else:
                 self._route_failure(plan, record, envelope, verdict, releases=marks)
+        plan.outcomes.update(kinds)
+        # Each sub-message read builds a wrapper: read it once. An unset time reads 0.
         plan.received_s += [
-            envelope.received_at.seconds + envelope.received_at.nanos / 1e9
+            seconds + received.nanos * 1e-9
             for envelope in final
-            if envelope.HasField("received_at")
+            if (seconds := (received := envelope.received_at).seconds)
         ]
 
     async def before_commit(self) -> None:

@@ -125,3 +125,22 @@ async def test_end_to_end_latency_is_observed_per_final_event_when_counted() -> 
 
     observed = registry.get_sample_value("liveops_end_to_end_seconds_count", {"processor": "fake"})
     assert observed == 5
+
+
+async def test_an_event_without_a_receive_time_is_counted_but_not_observed() -> None:
+    # Given one event the gateway stamped and one that carries no receive time
+    registry = CollectorRegistry()
+    pipeline = Pipeline(SelfGuarded(), NoRedis(), RuntimeMetrics(registry), RuntimeSettings())
+    unstamped = Envelope(event_id="u", idempotency_key="u", player_id="p")
+    unstamped.daily_login.SetInParent()
+    bare = InboundRecord(PLAYER_ACTIONS.name, 0, 1, 1, b"p", encode(unstamped))
+
+    # When both are handled and counted
+    plan = await pipeline.plan([record("s"), bare])
+    pipeline.count(plan)
+
+    # Then both are applied, and only the stamped one has a latency (no 56-year outlier)
+    assert plan.outcomes == {"applied": 2}
+    assert len(plan.received_s) == 1 and plan.received_s[0] > 1_700_000_000
+    observed = registry.get_sample_value("liveops_end_to_end_seconds_count", {"processor": "fake"})
+    assert observed == 1
