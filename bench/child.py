@@ -46,20 +46,31 @@ def result(events: int, started: float, finished: float, **extra: Any) -> dict[s
 
 
 def batch_result(
-    batch_log: Sequence[tuple[float, float, int]], *, in_handle_s: float | None = None, **extra: Any
+    batch_log: Sequence[tuple[float, float, int, float]],
+    *,
+    in_handle_s: float | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
     """result() of a subject on the runtime, from its batch log (Progress.batch_log: polled_at,
-    settled_at, size per batch; settled: effects durable, outputs acknowledged, dedup marked,
-    offsets staged for the next commit, at most LIVEOPS_RUNTIME__COMMIT_INTERVAL_MS later).
+    settled_at, size, cpu_s per batch; settled: effects durable, outputs acknowledged, dedup
+    marked, offsets staged for the next commit, at most LIVEOPS_RUNTIME__COMMIT_INTERVAL_MS
+    later).
     Throughput runs from the first poll to the last settle; each event's latency from its
     batch's poll to its settle (p50/p99); `handle_share`, when the time inside handle() is
-    given, is that time over the whole run."""
-    per_event_ms = [(end - start) * 1000 for start, end, n in batch_log for _ in range(n)]
+    given, is that time over the whole run. `cpu_us_per_event` is the worker process's CPU
+    time from the first settle to the last, per event settled in between: unlike throughput,
+    it does not move when the process waits (a fetch stall, a busy core elsewhere), so it
+    tells a change in our own Python work apart from the machine's noise."""
+    per_event_ms = [(end - start) * 1000 for start, end, n, _ in batch_log for _ in range(n)]
     cuts = statistics.quantiles(per_event_ms, n=100) if len(per_event_ms) > 1 else [0.0] * 99
-    handled = sum(n for _, _, n in batch_log)
+    handled = sum(n for _, _, n, _ in batch_log)
     first, last = (batch_log[0][0], batch_log[-1][1]) if batch_log else (0.0, 0.0)
     if in_handle_s is not None:
         extra["handle_share"] = round(in_handle_s / max(last - first, 1e-9), 3)
+    if len(batch_log) > 1:
+        after_first = handled - batch_log[0][2]
+        cpu_s = batch_log[-1][3] - batch_log[0][3]
+        extra["cpu_us_per_event"] = round(cpu_s / after_first * 1e6, 2)
     return result(
         handled,
         first,

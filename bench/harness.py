@@ -151,6 +151,11 @@ def measure(
             "throughput_eps": eps,
             "p50_ms": median_of(results[spec.label], "p50_ms"),
             "p99_ms": median_of(results[spec.label], "p99_ms"),
+            **(
+                {"cpu_us_per_event": median_of(results[spec.label], "cpu_us_per_event")}
+                if any("cpu_us_per_event" in r for r in results[spec.label])
+                else {}
+            ),
             "ratios": {
                 f"vs_{ref}": round(eps / ref_eps["throughput_eps"], 3)
                 if ref_eps["throughput_eps"]

@@ -198,6 +198,7 @@ def run(
             "throughput_eps": line["throughput_eps"],
             "p50_ms": line["p50_ms"],
             "p99_ms": line["p99_ms"],
+            "cpu_us_per_event": line.get("cpu_us_per_event"),
             "ratios": dict(line["ratios"]),
         }
         line["by_dedup_mode"] = {"runtime": subject, "processor": variants["processor"]}

@@ -79,9 +79,10 @@ class Progress:
     waiting: int = 0
     #: Dependencies each loop (by id) found failing on its last attempt.
     down_by_loop: dict[int, set[str]] = field(default_factory=dict)
-    #: When a list (benchmarks), each settled batch appends (polled_at, settled_at, size) in
-    #: perf_counter seconds (settled: effects durable, outputs acked, offsets staged).
-    batch_log: list[tuple[float, float, int]] | None = None
+    #: When a list (benchmarks), each settled batch appends (polled_at, settled_at, size,
+    #: cpu_s): perf_counter seconds (settled: effects durable, outputs acked, offsets
+    #: staged), and this process's CPU time (time.process_time) at the settle.
+    batch_log: list[tuple[float, float, int, float]] | None = None
 
     @property
     def down(self) -> set[str]:
@@ -328,7 +329,9 @@ class ConsumerLoop:
         self.pipeline.count(plan)
         self.progress.events += plan.events
         if self.progress.batch_log is not None:
-            self.progress.batch_log.append((polled_at, time.perf_counter(), len(records)))
+            self.progress.batch_log.append(
+                (polled_at, time.perf_counter(), len(records), time.process_time())
+            )
         self.progress.last_event_at = time.monotonic()
         self._failures = 0
         self._mark_up()
