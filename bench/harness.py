@@ -141,6 +141,7 @@ def measure(
         line["references"][spec.label] = {
             "throughput_eps": eps,
             "peak_rss_mb": median_of(results[spec.label], "peak_rss_mb"),
+            **_extras(results[spec.label]),
         }
         line["ratios"][f"vs_{spec.label}"] = round(line["throughput_eps"] / eps, 3) if eps else None
     if variants:
@@ -163,8 +164,17 @@ def measure(
                 for ref, ref_eps in line["references"].items()
             },
         }
-    extras = {k for r in mine for k in r} - {"throughput_eps", "p50_ms", "p99_ms", "peak_rss_mb"}
-    for key in sorted(extras):
-        if all(isinstance(r.get(key), int | float) for r in mine):
-            line[key] = median_of(mine, key)
+    line.update(_extras(mine))
     return line
+
+
+def _extras(rounds: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Medians of the numeric figures a child reported beyond the common ones (handle_share,
+    cpu_us_per_event, rows_per_event...)."""
+    common = {"throughput_eps", "p50_ms", "p99_ms", "peak_rss_mb"}
+    keys = {k for r in rounds for k in r} - common
+    return {
+        key: median_of(rounds, key)
+        for key in sorted(keys)
+        if all(isinstance(r.get(key), int | float) for r in rounds)
+    }
