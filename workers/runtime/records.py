@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-Headers = tuple[tuple[str, bytes], ...]
+#: Kafka allows a header without a value (null): kept as None, as it came.
+Headers = tuple[tuple[str, bytes | None], ...]
 
 
 class InboundRecord(NamedTuple):
@@ -35,14 +36,16 @@ class InboundRecord(NamedTuple):
             record.timestamp,
             record.key,
             record.value,
-            tuple((name, bytes(value)) for name, value in raw_headers) if raw_headers else (),
+            # aiokafka's (name, bytes | None) pairs, copied as they are: a null value stays
+            # None (converting each value, as we once did, raised on it and crashed the poll).
+            tuple(raw_headers) if raw_headers else (),
         )
 
     def header(self, name: str) -> str | None:
-        """The last value of a header, decoded, or None."""
+        """The last value of a header, decoded; None when it is absent or has no value."""
         for key, value in reversed(self.headers):
             if key == name:
-                return value.decode(errors="replace")
+                return None if value is None else value.decode(errors="replace")
         return None
 
 

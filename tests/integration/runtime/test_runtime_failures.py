@@ -5,7 +5,9 @@ from __future__ import annotations
 import aiomysql
 import pytest
 import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
 
+from schemas.codec import encode, headers_for
 from topics.catalog import ConsumerGroup
 from topics.settings import KafkaSettings
 from workers.runtime import headers
@@ -131,3 +133,39 @@ async def test_event_failing_every_tier_is_dead_lettered(
     assert 0 < first < int(letter.header(headers.LAST_FAILURE_AT) or 0)
     labels = {"processor": "probe", "reason_class": "TransientError"}
     assert worker.context.metrics.get_sample_value("liveops_dead_letters_total", labels) == 1
+
+
+async def test_a_header_without_a_value_neither_crashes_the_worker_nor_is_lost(
+    kafka_settings: KafkaSettings,
+    group: ConsumerGroup,
+    make_worker: MakeWorker,
+    mysql_pool: aiomysql.Pool,
+    unique_name: str,
+) -> None:
+    # Given a good event and a poison one whose producers added a header with a null value
+    # (Kafka allows it; some tools and clients send them)
+    good = login("p", f"{unique_name}-good")
+    poison = login("poison-p", f"{unique_name}-poison")
+    producer = AIOKafkaProducer(**kafka_settings.client_kwargs(), enable_idempotence=False)
+    await producer.start()
+    try:
+        for envelope in (good, poison):
+            await producer.send_and_wait(
+                group.inputs[0].name,
+                encode(envelope),
+                key=envelope.player_id.encode(),
+                headers=[("x-null", None), *headers_for(envelope)],
+            )
+    finally:
+        await producer.stop()
+
+    # When the worker handles them
+    await make_worker().run(RunLimits(max_events=2))
+
+    # Then the good event is applied and the poison one is dead-lettered
+    assert await probe_rows(mysql_pool, unique_name) == {good.idempotency_key: "p"}
+    (letter,) = await read_all(kafka_settings, group.dead_letter, expected=1)
+    # With the null header kept as it came, beside the failure headers
+    assert ("x-null", None) in letter.headers
+    assert letter.header("x-null") is None
+    assert letter.header(headers.ERROR_CLASS) == "PermanentError"
