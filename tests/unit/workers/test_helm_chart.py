@@ -187,6 +187,12 @@ def test_the_metrics_port_is_set_in_one_place() -> None:
         render({"config": {"LIVEOPS_METRICS_PORT": "9000"}})
 
 
+def test_a_setting_in_both_the_config_and_the_secrets_is_refused() -> None:
+    # In both, the pod's env (from the Secret) would silently override the ConfigMap's value.
+    with pytest.raises(helm.HelmRenderError, match=r"config\.LIVEOPS_REDIS__URL is also in"):
+        render({"config": {"LIVEOPS_REDIS__URL": "redis://plain:6379/0"}})
+
+
 def test_a_pods_environment_is_accepted_by_fleet_settings(
     chart_case: tuple[dict[str, Any], list[Manifest]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
