@@ -208,13 +208,18 @@ def envelope_record(topic: Topic, envelope: Envelope) -> Record:
     return topic, envelope.player_id.encode(), encode(envelope)
 
 
-async def publish(kafka: KafkaSettings, records: Iterable[Record]) -> list[RecordMetadata]:
-    """Send records in order and wait for every ack; where each one landed."""
+async def publish(
+    kafka: KafkaSettings,
+    records: Iterable[Record],
+    headers: list[tuple[str, bytes | None]] | None = None,
+) -> list[RecordMetadata]:
+    """Send records in order (each with `headers`, if given) and wait for every ack; where
+    each one landed."""
     producer = AIOKafkaProducer(**kafka.client_kwargs(), enable_idempotence=False)
     await producer.start()
     try:
         return [
-            await producer.send_and_wait(topic.name, value, key=key)
+            await producer.send_and_wait(topic.name, value, key=key, headers=headers)
             for topic, key, value in records
         ]
     finally:
