@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 from google.protobuf.message import DecodeError
 from ulid import ULID
 
@@ -44,6 +45,18 @@ def now_utc() -> datetime:
 def payload_type(envelope: Envelope) -> str:
     """The name of the payload the envelope carries, or "" when it carries none we know."""
     return envelope.WhichOneof("payload") or ""
+
+
+def enum_label(enum: EnumTypeWrapper, value: int, prefix: str) -> str | None:
+    """An enum value's name without `prefix`, lower case (PLATFORM_IOS -> "ios"), or None
+    for a number this build does not know. Proto3 enums are open: a newer client or service
+    sends values added to the schema after this worker was built, and `Name()` raises on them.
+    """
+    try:
+        name: str = enum.Name(value)
+    except ValueError:
+        return None
+    return name.removeprefix(prefix).lower()
 
 
 def encode(envelope: Envelope) -> bytes:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from rewards_builders import NOW, build_envelope
 
 from schemas.liveops.v1.actions_pb2 import DailyLogin
+from schemas.liveops.v1.envelope_pb2 import Platform
 from workers.processors.rewards.actions import ActionKind, time_window
 from workers.processors.rewards.campaigns import (
     Campaign,
@@ -168,3 +169,18 @@ def test_a_batch_time_window_spans_its_events_to_the_second() -> None:
     late_floor = (NOW + timedelta(seconds=90)).replace(microsecond=0)
     assert time_window([late, early], END) == (NOW, late_floor + timedelta(seconds=1))
     assert time_window([], END) == (END, END)
+
+
+def test_a_platform_newer_than_this_build_is_in_no_platform_audience() -> None:
+    # Given an event from a platform the schema gained after this worker was built
+    envelope = build_envelope("daily_login", DailyLogin(), platform=Platform.PLATFORM_IOS)
+    envelope.client.platform = 42  # type: ignore[assignment]  # proto3 enums are open
+
+    # When its profile is read for a running campaign
+    profile = PlayerProfile.of(envelope, frozenset())
+
+    # Then it is an unknown platform: campaigns for every platform take it, others do not
+    assert profile.platform == "unknown"
+    assert campaign().audience.contains(profile)
+    ios_only = campaign(audience={"platforms": ["ios"]})
+    assert not ios_only.audience.contains(profile)

@@ -133,6 +133,30 @@ def test_a_lost_match_earns_nothing_and_is_not_recorded(
     assert decision.reason == "not_rewardable: match loss earns nothing"
 
 
+def test_values_newer_than_this_worker_are_dead_lettered_for_replay_not_refused(
+    book: RuleBook,
+) -> None:
+    # Given a match outcome and a store added to the schema after this worker was built
+    # (proto3 enums are open: the numbers arrive as they are)
+    draw = actions_pb2.MatchResult()
+    draw.outcome = 42  # type: ignore[assignment]
+    verified = purchases_pb2.PurchaseVerified(product_id="gems.small", transaction_id="t-1")
+    verified.store = 7  # type: ignore[assignment]
+    refunded = purchases_pb2.PurchaseRefunded(transaction_id="t-1")
+    refunded.store = 7  # type: ignore[assignment]
+
+    # Then each fails alone with a reason (dead-lettered, to replay after an upgrade; newer
+    # rules may reward it), rather than being refused for good or failing the whole batch
+    for payload, message in (
+        ("match_result", draw),
+        ("purchase_verified", verified),
+        ("purchase_refunded", refunded),
+    ):
+        decision = decide(book, envelope(payload, message), frozenset(), NOW)
+        assert isinstance(decision, Failure), payload
+        assert "newer than this worker" in decision.detail
+
+
 def test_an_event_for_a_retired_rule_gets_a_clear_refusal(
     book: RuleBook,
 ) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from schemas.codec import payload_type
+from schemas.codec import enum_label, payload_type
 from schemas.liveops.v1 import actions_pb2, purchases_pb2
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from workers.errors import ValidationFailedError
@@ -60,7 +60,11 @@ class NotRewardable:
 def purchase_ref(store: purchases_pb2.Store, transaction_id: str) -> str:
     if not transaction_id:
         raise ValidationFailedError("purchase event without transaction_id")
-    store_name = purchases_pb2.Store.Name(store).removeprefix("STORE_").lower()
+    store_name = enum_label(purchases_pb2.Store, store, "STORE_")
+    if store_name is None:
+        raise ValidationFailedError(
+            f"store {store} is newer than this worker: replay it after upgrading"
+        )
     ref = f"{store_name}:{transaction_id}"
     if len(ref) > PURCHASE_REF_LENGTH:
         raise ValidationFailedError(f"transaction_id longer than {PURCHASE_REF_LENGTH} characters")
@@ -84,8 +88,13 @@ def action_of(envelope: Envelope) -> Action | NotRewardable:
     if payload == "match_result":
         match = envelope.match_result
         if match.outcome != actions_pb2.MATCH_OUTCOME_WIN:
-            outcome = actions_pb2.MatchOutcome.Name(match.outcome).removeprefix("MATCH_OUTCOME_")
-            return NotRewardable(f"match {outcome.lower()} earns nothing")
+            outcome = enum_label(actions_pb2.MatchOutcome, match.outcome, "MATCH_OUTCOME_")
+            if outcome is None:  # newer rules may reward it: dead-lettered, not refused for good
+                raise ValidationFailedError(
+                    f"match outcome {match.outcome} is newer than this worker: "
+                    "replay it after upgrading"
+                )
+            return NotRewardable(f"match {outcome} earns nothing")
         return Action(ActionKind.MATCH_WON, mode=match.mode)
     if payload == "season_prize_awarded":
         prize = envelope.season_prize_awarded

@@ -17,6 +17,7 @@ from typing import Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from schemas.codec import enum_label
 from schemas.liveops.v1 import envelope_pb2
 from workers.processors.rewards.actions import ActionKind
 from workers.processors.rewards.grants import ID_LENGTH, GrantSpec, merge_grants
@@ -47,9 +48,11 @@ class PlayerProfile:
 
     @classmethod
     def of(cls, envelope: envelope_pb2.Envelope, segments: frozenset[str]) -> PlayerProfile:
-        platform = envelope_pb2.Platform.Name(envelope.client.platform)
+        # A platform newer than this build is "unknown": in campaigns for every platform,
+        # in none that name platforms.
+        platform = enum_label(envelope_pb2.Platform, envelope.client.platform, "PLATFORM_")
         return cls(
-            platform=platform.removeprefix("PLATFORM_").lower(),
+            platform=platform or "unknown",
             app_version=envelope.client.app_version,
             segments=segments,
         )
