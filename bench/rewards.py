@@ -54,6 +54,8 @@ from topics.admin import apply_plan
 from topics.catalog import DAY_MS, REWARDS_GRANTED, ConsumerGroup, Topic
 from topics.settings import KafkaSettings
 from workers.db import MySQLTarget, create_pool, migrate
+from workers.processors.rewards import ledger
+from workers.processors.rewards.grants import AssetKind
 from workers.processors.rewards.processor import RewardsProcessor
 from workers.processors.rewards.settings import RewardsSettings
 from workers.processors.rewards.sql import insert_rows
@@ -213,8 +215,7 @@ _LEDGER = (
     "INSERT INTO reward_ledger (grant_id, player_id, asset_kind, asset_id, amount, reason, "
     "source, idempotency_key, source_event_id, rule_id, rule_version)"
 )
-_WALLET = "INSERT INTO wallet_balances (player_id, currency, net)"
-_WALLET_TAIL = " ON DUPLICATE KEY UPDATE net = net + VALUES(net)"
+_WALLET = ledger.WALLET_INSERTS[AssetKind.CURRENCY]
 
 
 async def measure_mysql_only(args: argparse.Namespace, target: MySQLTarget) -> dict[str, Any]:
@@ -230,7 +231,7 @@ async def measure_mysql_only(args: argparse.Namespace, target: MySQLTarget) -> d
                 # The processor's own statement builder: the ceiling pays no extra cost.
                 await insert_rows(cursor, _LEDGER, [ledger for ledger, _ in chunk])
                 await insert_rows(
-                    cursor, _WALLET, sorted(wallet for _, wallet in chunk), _WALLET_TAIL
+                    cursor, _WALLET, sorted(wallet for _, wallet in chunk), ledger.WALLET_UPSERT
                 )
                 await conn.commit()
             finished = time.perf_counter()

@@ -36,7 +36,9 @@ import pymysql
 
 from bench.child import result
 from workers.db import MySQLTarget, create_pool
-from workers.processors.rewards.ledger import LEDGER_COLUMNS
+from workers.processors.rewards import ledger
+from workers.processors.rewards.grants import AssetKind
+from workers.processors.rewards.ledger import LEDGER_COLUMNS, REFUSAL_COLUMNS
 from workers.processors.rewards.sql import execute_together, render_statements
 
 Row = tuple[Any, ...]
@@ -44,9 +46,6 @@ _COLUMNS = LEDGER_COLUMNS.split(", ")
 _KEY, _PLAYER, _KIND, _ASSET, _AMOUNT, _REASON = (
     _COLUMNS.index(name)
     for name in ("idempotency_key", "player_id", "asset_kind", "asset_id", "amount", "reason")
-)
-_REFUSAL_COLUMNS = (
-    "source, idempotency_key, player_id, source_event_id, reason, detail, rule_id, rule_version"
 )
 
 
@@ -69,7 +68,7 @@ def _read_back(target: MySQLTarget) -> tuple[list[Row], list[Row], list[Row]]:
         claims = list(cursor.fetchall())
         cursor.execute(f"SELECT {LEDGER_COLUMNS} FROM reward_ledger ORDER BY id")  # noqa: S608 - fixed columns
         ledger = list(cursor.fetchall())
-        cursor.execute(f"SELECT {_REFUSAL_COLUMNS} FROM reward_refusals")  # noqa: S608 - fixed columns
+        cursor.execute(f"SELECT {REFUSAL_COLUMNS} FROM reward_refusals")  # noqa: S608 - fixed columns
         refusals = list(cursor.fetchall())
         connection.commit()  # end the read's transaction: the database is dropped next
     return claims, ledger, refusals
@@ -110,21 +109,14 @@ def _derive(chunk: dict[str, list[Row]], today: date) -> dict[str, list[Row]]:
     }
 
 
-_UPSERT = " ON DUPLICATE KEY UPDATE net = net + VALUES(net)"
-
-
-#: Per kind of row: the INSERT's head and tail, in the processor's order of writes.
+#: Per kind of row: the processor's own INSERT head and tail, in its order of writes.
 _INSERTS = (
-    ("claims", "INSERT INTO processed_events (processor, idempotency_key, event_id)", ""),
-    ("ledger", f"INSERT INTO reward_ledger ({LEDGER_COLUMNS})", ""),
-    ("wallet", "INSERT INTO wallet_balances (player_id, currency, net)", _UPSERT),
-    ("inventory", "INSERT INTO inventory_items (player_id, item_id, net)", _UPSERT),
-    (
-        "counters",
-        "INSERT INTO reward_daily_counts (player_id, day, reward_type, grants)",
-        " ON DUPLICATE KEY UPDATE grants = grants + VALUES(grants)",
-    ),
-    ("refusals", f"INSERT INTO reward_refusals ({_REFUSAL_COLUMNS})", ""),
+    ("claims", ledger.CLAIM_INSERT, ""),
+    ("ledger", ledger.LEDGER_INSERT, ""),
+    ("wallet", ledger.WALLET_INSERTS[AssetKind.CURRENCY], ledger.WALLET_UPSERT),
+    ("inventory", ledger.WALLET_INSERTS[AssetKind.ITEM], ledger.WALLET_UPSERT),
+    ("counters", ledger.COUNTER_INSERT, ledger.COUNTER_UPSERT),
+    ("refusals", ledger.REFUSAL_INSERT, ""),
 )
 
 

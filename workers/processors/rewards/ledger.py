@@ -49,6 +49,21 @@ WALLET_TABLES: dict[AssetKind, tuple[str, str, str]] = {
     AssetKind.CURRENCY: ("wallet_balances", "currency", "balance"),
     AssetKind.ITEM: ("inventory_items", "item_id", "quantity"),
 }
+#: The batch's writes, head and tail of each multi-row INSERT (the rewards bench's same_rows
+#: reference replays its rows with these very statements).
+CLAIM_INSERT = "INSERT INTO processed_events (processor, idempotency_key, event_id)"
+LEDGER_INSERT = f"INSERT INTO reward_ledger ({LEDGER_COLUMNS})"
+WALLET_INSERTS: dict[AssetKind, str] = {
+    kind: f"INSERT INTO {table} (player_id, {asset_column}, net)"
+    for kind, (table, asset_column, _) in WALLET_TABLES.items()
+}
+WALLET_UPSERT = " ON DUPLICATE KEY UPDATE net = net + VALUES(net)"
+COUNTER_INSERT = "INSERT INTO reward_daily_counts (player_id, day, reward_type, grants)"
+COUNTER_UPSERT = " ON DUPLICATE KEY UPDATE grants = grants + VALUES(grants)"
+REFUSAL_COLUMNS = (
+    "source, idempotency_key, player_id, source_event_id, reason, detail, rule_id, rule_version"
+)
+REFUSAL_INSERT = f"INSERT INTO reward_refusals ({REFUSAL_COLUMNS})"
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -77,12 +92,7 @@ async def claim(
         return []
     # Sorted, so two workers claiming overlapping keys lock them in the same order.
     rows = sorted((processor, key, envelope.event_id) for key, envelope in by_key.items())
-    insert = render_statements(
-        cursor,
-        "INSERT INTO processed_events (processor, idempotency_key, event_id)",
-        rows,
-        per_statement=len(rows),
-    )
+    insert = render_statements(cursor, CLAIM_INSERT, rows, per_statement=len(rows))
     try:
         # The SET applies to the transaction the INSERT starts; if the INSERT fails, that
         # transaction is open all the same, at READ COMMITTED, for the fallback.
@@ -208,7 +218,7 @@ async def write_ledger(cursor: aiomysql.Cursor, out: Settlement) -> None:
     if not out.ledger_rows:
         return
     try:
-        await insert_rows(cursor, f"INSERT INTO reward_ledger ({LEDGER_COLUMNS})", out.ledger_rows)
+        await insert_rows(cursor, LEDGER_INSERT, out.ledger_rows)
     except pymysql.err.IntegrityError as exc:
         if exc.args and exc.args[0] == _DUPLICATE_ENTRY:
             # A concurrent transaction fulfilled or refunded the same purchase under
@@ -222,29 +232,23 @@ def derived_statements(cursor: aiomysql.Cursor, processor: str, out: Settlement)
     are being written): wallet and inventory deltas, cap counters, refusals, and the release
     of the claims of events that will come back."""
     statements: list[str] = []
-    for kind, (table, asset_column, _) in WALLET_TABLES.items():
+    for kind, head in WALLET_INSERTS.items():
         # Sorted, so concurrent batches lock shared rows in the same order: no deadlock.
         values = sorted(
             (player, asset, delta)
             for (player, asset_kind, asset), delta in out.deltas.items()
             if asset_kind is kind
         )
-        statements += render_statements(
-            cursor,
-            f"INSERT INTO {table} (player_id, {asset_column}, net)",
-            values,
-            " ON DUPLICATE KEY UPDATE net = net + VALUES(net)",
-        )
+        statements += render_statements(cursor, head, values, WALLET_UPSERT)
     statements += render_statements(
         cursor,
-        "INSERT INTO reward_daily_counts (player_id, day, reward_type, grants)",
+        COUNTER_INSERT,
         sorted((p, day, kind, n) for (p, day, kind), n in out.cap_increments.items()),
-        " ON DUPLICATE KEY UPDATE grants = grants + VALUES(grants)",
+        COUNTER_UPSERT,
     )
     statements += render_statements(
         cursor,
-        "INSERT INTO reward_refusals (source, idempotency_key, player_id, source_event_id, "
-        "reason, detail, rule_id, rule_version)",
+        REFUSAL_INSERT,
         [
             (
                 SOURCE,
