@@ -151,12 +151,14 @@ def driver_literal(value: object) -> str:
     return str(value)
 
 
-@pytest.mark.parametrize("odd", ["plain", "quo'te \\ back\nslash\r\x00\x1a\"", "sep\x01arator"])
+@pytest.mark.parametrize(
+    "odd", ["plain", "quo'te \\ back\nslash\r\x00\x1a\"", "sep\x01arator", "100% %s %(x)s"]
+)
 def test_rendered_rows_escape_as_the_driver_does(odd: str) -> None:
     cursor = SimpleNamespace(connection=SimpleNamespace(server_status=0))
     rows = [
-        (odd, 1, None, date(2026, 11, 25), AssetKind.ITEM),
-        ("x", -7, odd, None, "\x01"),
+        (odd, 1, None, date(2026, 11, 25), AssetKind.ITEM, None, None),
+        ("x", -7, odd, None, "\x01", None, 3),
     ]
     expected = ", ".join("(" + ", ".join(map(driver_literal, row)) + ")" for row in rows)
     assert render_rows(cursor, rows) == expected
@@ -176,7 +178,7 @@ def test_rendering_refuses_unknown_types() -> None:
 
 def test_every_condition_names_the_fact_it_tests() -> None:
     assert set(CONDITION_FACTS) == set(Conditions.model_fields)
-    assert set(CONDITION_FACTS.values()) <= set(Action.__dataclass_fields__)
+    assert set(CONDITION_FACTS.values()) <= set(Action._fields)
 
 
 def test_actions_with_equal_rule_keys_match_the_same_rule() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from workers.processors.rewards.actions import Action, ActionKind
@@ -158,5 +156,5 @@ def test_season_rules_name_the_board_because_season_ids_recur() -> None:
     )
     winner = book.rule_for(first)
     assert winner is not None and winner.id == "arena-champion"
-    assert book.rule_for(replace(first, leaderboard_id="duel-daily")) is None
-    assert book.rule_for(replace(first, rank=2)) is None
+    assert book.rule_for(first._replace(leaderboard_id="duel-daily")) is None
+    assert book.rule_for(first._replace(rank=2)) is None

@@ -6,9 +6,9 @@ Only this module reads payloads; rules, campaigns and settlement see Actions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from schemas.codec import enum_label, payload_type
 from schemas.liveops.v1 import actions_pb2, purchases_pb2
@@ -32,8 +32,7 @@ class ActionKind(StrEnum):
     PURCHASE_REFUNDED = "purchase_refunded"
 
 
-@dataclass(frozen=True, slots=True)
-class Action:
+class Action(NamedTuple):
     """One rewardable action and the facts rule conditions may test."""
 
     kind: ActionKind
@@ -50,8 +49,7 @@ class Action:
     purchase_ref: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class NotRewardable:
+class NotRewardable(NamedTuple):
     """An event the group receives that earns nothing by design (a lost match, a rejection)."""
 
     detail: str
