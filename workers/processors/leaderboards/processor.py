@@ -37,7 +37,6 @@ retried submission lands in the same period with the same tie-break as its first
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -326,7 +325,7 @@ class LeaderboardsProcessor:
     def submission_of(self, envelope: Envelope) -> Submission | Outcome:
         """The submission to apply, or the final outcome of an event refused before scoring."""
         checked = self._check(envelope)
-        if not isinstance(checked, tuple):
+        if isinstance(checked, Outcome):
             return checked
         return _submission(envelope, checked)
 
@@ -410,5 +409,5 @@ class LeaderboardsProcessor:
         prizes = await self._closer.due_prizes(self._clock())
         if prizes:
             first = outcomes[carrier]
-            outcomes[carrier] = dataclasses.replace(first, outputs=(*first.outputs, *prizes))
+            outcomes[carrier] = first._replace(outputs=(*first.outputs, *prizes))
         return outcomes
