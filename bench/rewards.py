@@ -4,7 +4,7 @@ One run (see bench/harness.py): preload a topic with realistic player actions an
 then measure, interleaved over several rounds, each in its own child process and on its own
 fresh database:
 - `rewards` (the subject): a Worker running RewardsProcessor with all the work done: consume,
-  Redis dedup, rules, campaigns, caps, one MySQL transaction per batch (durable dedup, ledger,
+  rules, campaigns, caps, one MySQL transaction per batch (durable dedup, ledger,
   wallet, counters; its writes and COMMIT finish while the next batch is handled),
   RewardGranted published and acknowledged, offsets staged and committed. As for the other
   subjects (bench.child.batch_result): throughput runs from the first poll to the last settle,
@@ -20,9 +20,9 @@ fresh database:
   the ceiling's way (bench/rewards_rows.py): what the rows alone cost, without the work.
 Ratios `vs_ceiling`, `vs_naive` and `vs_same_rows` compare throughputs; the target is
 vs_ceiling >= 0.5. The ceiling is the issue's: one ledger row and one wallet upsert per event.
-The subject runs with the default `dedup` setting (runtime: the runtime's Redis lease and mark
-around each batch, the transaction's durable claim behind them); `by_dedup_mode.processor` is
-the same processor measured in the same rounds with the durable claim alone.
+The subject runs with the default `dedup` setting (processor: the transaction's durable claim
+alone); `by_dedup_mode.runtime` is the same processor measured in the same rounds with the
+runtime's Redis lease and mark around each batch as well.
 
 `liveops bench rewards --events 20000 --rounds 3` prints the JSON line.
 """
@@ -290,9 +290,7 @@ def run(
             events=events,
             rounds=rounds,
             variants=[
-                ChildSpec(
-                    "processor", "rewards", ("--mode", "subject", "--dedup", "processor", *extra)
-                )
+                ChildSpec("runtime", "rewards", ("--mode", "subject", "--dedup", "runtime", *extra))
             ],
             variants_key="by_dedup_mode",
         )

@@ -58,6 +58,7 @@ async def make_scenario(
         retry_delays_s: tuple[int, ...] = (1, 2, 3),
         lease_ms: int | None = None,
         session_timeout_ms: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> Scenario:
         prepared = prepare_kind(
             kind, target=mysql_target, redis_url=redis_url, unique=unique_name, work_dir=tmp_path
@@ -77,7 +78,7 @@ async def make_scenario(
             key_prefix=unique_name,
             log_dir=tmp_path,
             options=options,
-            env=prepared.env,
+            env={**prepared.env, **(env or {})},
         )
         scenario = Scenario(group, kafka_settings, prepared, config)
         made.append(scenario)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Final
@@ -148,6 +149,10 @@ class RewardsState:
     refusals: int
 
 
+#: A transaction of SHOW ENGINE INNODB STATUS that is open and has written rows.
+_WRITING_TRANSACTION = re.compile(r"---TRANSACTION \d+, ACTIVE[^\n]*\n[^\n]*undo log entries [1-9]")
+
+
 class RewardsReader:
     """This test's slice of the rewards tables (a direct link, never through a fault proxy)."""
 
@@ -172,7 +177,14 @@ class RewardsReader:
         return int(str(rows[0][0]))
 
     async def in_flight(self) -> int:
-        return await self._leases.leased_count()
+        """Leases (under `dedup = runtime`), plus open transactions that wrote rows: a batch
+        claimed and not yet committed. The server's, not only this test's: the session runs
+        one test at a time, and no other client keeps a write transaction open. Read from
+        SHOW ENGINE INNODB STATUS: MariaDB's INNODB_TRX lists a transaction only while one
+        of its statements runs, not between them, where a worker's batch spends its time."""
+        rows = await self._query("SHOW ENGINE INNODB STATUS", ())
+        writing = len(_WRITING_TRANSACTION.findall(str(rows[0][2])))
+        return writing + await self._leases.leased_count()
 
     async def read(self) -> RewardsState:
         ledger = await self._query(

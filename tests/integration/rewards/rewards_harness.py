@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import aiomysql
 from google.protobuf.message import Message
@@ -111,12 +112,15 @@ async def started_processor(
     policy: NegativeBalancePolicy = "debt",
     group: ConsumerGroup | None = None,
     metrics: CollectorRegistry | None = None,
+    dedup: Literal["runtime", "processor"] = "processor",
 ) -> RewardsProcessor:
     """A started processor on `rules`; with `group`, consuming that group instead (runtime
     tests use a group and topics of their own)."""
     path = rules_dir / "rules.toml"
     path.write_text(rules, encoding="utf-8")
-    settings = RewardsSettings(rules_path=path, reload_interval_s=0, negative_balance=policy)
+    settings = RewardsSettings(
+        rules_path=path, reload_interval_s=0, negative_balance=policy, dedup=dedup
+    )
     kind: type[RewardsProcessor] = RewardsProcessor
     if group is not None:
         chosen = group

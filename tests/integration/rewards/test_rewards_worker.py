@@ -1,6 +1,7 @@
-"""The rewards processor on the real runtime: broker, Redis dedup, MySQL, RewardGranted out.
+"""The rewards processor on the real runtime: broker, MySQL, RewardGranted out, under both dedup
+modes (the default durable claim alone, and with the runtime's Redis lease and mark).
 
-The second run re-reads every input with the Redis dedup keys deleted: only the MySQL guard
+The second run re-reads every input (with the Redis dedup keys deleted): only the MySQL guard
 stands between it and double grants, and it re-publishes the same RewardGranted events.
 """
 
@@ -10,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import aiomysql
 import pytest
@@ -87,7 +89,9 @@ async def run_worker(
     await asyncio.wait_for(worker.run(RunLimits(max_events=events, idle_s=15)), DEADLINE_S)
 
 
+@pytest.mark.parametrize("dedup", ["processor", "runtime"])
 async def test_the_worker_grants_once_even_when_redis_forgets(
+    dedup: Literal["runtime", "processor"],
     kafka_settings: KafkaSettings,
     mysql_target: MySQLTarget,
     redis_client: aioredis.Redis,
@@ -108,7 +112,7 @@ async def test_the_worker_grants_once_even_when_redis_forgets(
     pool = await create_pool(mysql_target, maxsize=3)
     try:
         for group in (first_group, second_group):
-            processor = await started_processor(pool, tmp_path, group=group)
+            processor = await started_processor(pool, tmp_path, group=group, dedup=dedup)
             # When: a worker reads everything (the second time with the dedup keys gone).
             await run_worker(
                 kafka_settings, redis_client, pool, processor, prefix=unique_name, events=5
