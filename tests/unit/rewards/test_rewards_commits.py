@@ -31,6 +31,17 @@ class FakeConnection:
 
 
 class FakeCursor:
+    def __init__(self, log: list[str] | None = None, name: str = "") -> None:
+        self.log, self.name = log, name
+
+    async def execute(self, sql: str) -> None:
+        assert self.log is not None, "this tail was to send nothing"
+        statements = " + ".join(sql.split(";\n"))
+        self.log.append(f"{self.name} sends {statements}")
+
+    async def nextset(self) -> bool:
+        return False
+
     async def close(self) -> None:
         pass
 
@@ -50,17 +61,21 @@ def start(
     gate: asyncio.Event | None = None,
     *,
     after: list[Tail] | None = None,
+    last: tuple[str, ...] = (),
 ) -> None:
-    """A tail whose writes wait for `gate` (when given) and fail when the gate says so."""
+    """A tail whose writes wait for `gate` (when given) and fail when the gate says so, then
+    leave `last` to send."""
 
-    async def write() -> None:
+    async def write() -> list[str]:
         if gate is not None:
             await gate.wait()
             if getattr(gate, "fails", False):
                 raise LostConnectionError(f"{name} lost")
+        return list(last)
 
     conn: Any = FakeConnection(log, name)
-    tails.start(conn, FakeCursor(), write, lambda: log.append(f"{name} counted"), after=after or [])
+    cursor: Any = FakeCursor(log, name)
+    tails.start(conn, cursor, write, lambda: log.append(f"{name} counted"), after=after or [])
 
 
 def failing_gate() -> asyncio.Event:
@@ -129,3 +144,33 @@ async def test_an_abandoned_transaction_is_rolled_back_and_never_reported() -> N
 
     assert log == ["abandoned rollback"]
     await tails.wait_committed()
+
+
+async def test_the_commit_rides_with_the_last_statements_once_the_batches_before_committed() -> (
+    None
+):
+    # Given: a batch whose transaction is still open, and one settled behind it.
+    log: list[str] = []
+    tails = Tails(FakePool())
+    gate = asyncio.Event()
+    start(tails, log, "first", gate, last=("UPSERT 1",))
+    start(tails, log, "second", after=list(tails._open), last=("UPSERT 2",))
+    await asyncio.sleep(0.01)
+
+    # When: the first one's writes end, then a third batch settles behind both.
+    gate.set()
+    await tails.wait_committed()
+    start(tails, log, "third", after=list(tails._open), last=("UPSERT 3",))
+    await tails.wait_committed()
+
+    # Then: the first commits with its last statements (nothing before it), the second only
+    # after it (rule 2), apart; the third, settled after both committed, in one round trip.
+    assert log == [
+        "second sends UPSERT 2",
+        "first sends UPSERT 1 + COMMIT",
+        "first counted",
+        "second commit",
+        "second counted",
+        "third sends UPSERT 3 + COMMIT",
+        "third counted",
+    ]

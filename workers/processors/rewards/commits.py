@@ -11,6 +11,9 @@ that writes the batch's rows and commits. Rules that keep this exactly-once and 
    in flight was not). Only those: their writes were in before this batch read, so they
    never wait for its locks; a tail started by a concurrent handle() (another loop) may,
    and waiting for it could deadlock where MySQL cannot see it.
+   When they all have by the time a tail sends its last statements, the COMMIT goes in the
+   same round trip: the next batch's locking reads wait for this COMMIT, so every round
+   trip between its last writes and its COMMIT is on the critical path.
 3. before_commit() (`Tails.wait_committed`) raises when a tail handled in the caller's task
    context failed: the runtime then holds position and polls that batch again (its claim
    was rolled back with it). The runtime creates the task of step 5 from the loop task that
@@ -24,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import aiomysql
 import pymysql
 
 from workers.errors import DependencyUnavailableError
+from workers.processors.rewards.sql import execute_together
 
 #: The tails handled in this task context and not yet reported by before_commit().
 _HANDLED: contextvars.ContextVar[list[Tail] | None] = contextvars.ContextVar(
@@ -60,14 +64,16 @@ class Tails:
         self,
         conn: aiomysql.Connection,
         cursor: aiomysql.Cursor,
-        write: Callable[[], Awaitable[None]],
+        write: Callable[[], Awaitable[Sequence[str]]],
         committed: Callable[[], None],
         *,
         after: list[Tail],
     ) -> Tail:
-        """Run `write` on `cursor`, then COMMIT once the tails `after` have (rule 2), in a
-        task that owns `conn` from now on: it releases it to the pool, or closes it when the
-        transaction failed. `committed` runs once the COMMIT succeeded."""
+        """Run `write` on `cursor`, which writes all but the batch's last statements and
+        returns those; send them, and COMMIT once the tails `after` have (rule 2), with them
+        when those already have. All in a task that owns `conn` from now on: it releases it
+        to the pool, or closes it when the transaction failed. `committed` runs once the
+        COMMIT succeeded."""
         tail = Tail()
         earlier = [t for t in after if t.task is not None and not t.task.done()]
         tail.task = asyncio.create_task(self._finish(tail, earlier, conn, cursor, write))
@@ -82,7 +88,9 @@ class Tails:
 
     async def abandon(self, tail: Tail) -> None:
         """handle() failed after starting `tail`: wait until its transaction is rolled back,
-        and forget it."""
+        and forget it. A tail that had sent its last statements with the COMMIT (rule 2)
+        has committed: the batch's redelivery then finds its claims, a duplicate whose
+        grants are published again."""
         tail.abandoned = True
         self._forget(tail)
         if tail.task is not None:
@@ -150,20 +158,26 @@ class Tails:
         earlier: list[Tail],
         conn: aiomysql.Connection,
         cursor: aiomysql.Cursor,
-        write: Callable[[], Awaitable[None]],
+        write: Callable[[], Awaitable[Sequence[str]]],
     ) -> None:
         healthy = False
         try:
             try:
-                await write()
+                last = await write()
+                if last and not tail.abandoned and _all_done_committed(earlier):
+                    await execute_together(cursor, [*last, "COMMIT"])
+                    tail.committed = True
+                elif last:
+                    await execute_together(cursor, last)
             finally:
                 tail.written.set()
-            await _all_committed(earlier)
-            if tail.abandoned:
-                await conn.rollback()
-            else:
-                await conn.commit()
-                tail.committed = True
+            if not tail.committed:
+                await _all_committed(earlier)
+                if tail.abandoned:
+                    await conn.rollback()
+                else:
+                    await conn.commit()
+                    tail.committed = True
             healthy = True
         except asyncio.CancelledError:
             conn.close()  # a statement may be in flight: the server drops the transaction
@@ -181,6 +195,11 @@ class Tails:
             if not healthy:
                 conn.close()
             self._pool.release(conn)
+
+
+def _all_done_committed(tails: list[Tail]) -> bool:
+    """Rule 2 holds already: every one of `tails` has committed."""
+    return all(t.committed for t in tails)
 
 
 async def _all_committed(tails: list[Tail]) -> None:

@@ -31,6 +31,7 @@ from workers.processors.rewards.settle import (
 )
 from workers.processors.rewards.sql import (
     execute_together,
+    fetch_together,
     insert_rows,
     render_rows,
     render_statements,
@@ -126,19 +127,18 @@ async def load_segments(
     return {player: frozenset(segments) for player, segments in found.items()}
 
 
-async def _purchase_rows(
-    cursor: aiomysql.Cursor, refs: set[str]
-) -> dict[str, tuple[LedgerRow, ...]]:
-    if not refs:
-        return {}
-    ordered = sorted(refs)
-    await cursor.execute(
-        f"SELECT {LEDGER_COLUMNS} FROM reward_ledger "  # noqa: S608 - only placeholders added
-        f"WHERE purchase_ref IN ({_marks(ordered)}) ORDER BY id FOR UPDATE",
-        ordered,
+def _purchase_query(cursor: aiomysql.Cursor, refs: set[str]) -> str:
+    """The ledger rows of these purchases, locked until commit (ORDER BY id: in grant order)."""
+    return (
+        f"SELECT {LEDGER_COLUMNS} FROM reward_ledger "  # noqa: S608 - rendered literals
+        f"WHERE purchase_ref IN ({render_rows(cursor, [(ref,) for ref in sorted(refs)])}) "
+        "ORDER BY id FOR UPDATE"
     )
+
+
+def _purchases_of(rows: Iterable[Sequence[Any]]) -> dict[str, tuple[LedgerRow, ...]]:
     found: dict[str, list[LedgerRow]] = defaultdict(list)
-    for values in await cursor.fetchall():
+    for values in rows:
         row = row_from_db(values)
         found[row.purchase_ref or ""].append(row)
     return {ref: tuple(rows) for ref, rows in found.items()}
@@ -163,9 +163,9 @@ async def _nets(cursor: aiomysql.Cursor, keys: set[WalletKey]) -> dict[WalletKey
     return nets
 
 
-async def _cap_counts(cursor: aiomysql.Cursor, keys: set[CapKey]) -> dict[CapKey, int]:
-    """The counters of exactly these keys (a range read on the primary key per key), locked
-    until commit; a player's other reward types are neither read nor locked.
+def _cap_queries(cursor: aiomysql.Cursor, keys: set[CapKey]) -> list[tuple[date, str]]:
+    """Per day, the query of exactly these counters (a range read on the primary key per
+    key), locked until commit; a player's other reward types are neither read nor locked.
 
     One query per day (a batch nearly always spans one; days in order, so workers lock in
     the same order), the day rendered as text and not read back: a date column costs a
@@ -173,16 +173,15 @@ async def _cap_counts(cursor: aiomysql.Cursor, keys: set[CapKey]) -> dict[CapKey
     by_day: dict[date, list[tuple[str, str, str]]] = defaultdict(list)
     for player, day, kind in keys:
         by_day[day].append((player, day.isoformat(), kind))
-    counts: dict[CapKey, int] = {}
-    for day in sorted(by_day):
-        await cursor.execute(
+    return [
+        (
+            day,
             "SELECT player_id, reward_type, grants FROM reward_daily_counts "  # noqa: S608 - rendered literals
             f"WHERE (player_id, day, reward_type) IN ({render_rows(cursor, sorted(by_day[day]))}) "
-            "FOR UPDATE"
+            "FOR UPDATE",
         )
-        for player, kind, grants in await cursor.fetchall():
-            counts[(player, day, kind)] = grants
-    return counts
+        for day in sorted(by_day)
+    ]
 
 
 async def load_state(
@@ -194,7 +193,18 @@ async def load_state(
     nets, of the entries a refund would debit.
     """
     caps, refs = needed_state(decisions)
-    purchases = await _purchase_rows(cursor, refs)
+    # Purchases and counters in one round trip: the first read of a batch waits for the
+    # COMMIT of the batch before (its rows are locked until then), on the batch's critical path.
+    cap_queries = _cap_queries(cursor, caps)
+    statements = [query for _, query in cap_queries]
+    if refs:
+        statements.insert(0, _purchase_query(cursor, refs))
+    results = await fetch_together(cursor, statements)
+    purchases = _purchases_of(results.pop(0)) if refs else {}
+    counts: dict[CapKey, int] = {}
+    for (day, _), rows in zip(cap_queries, results, strict=True):
+        for player, kind, grants in rows:
+            counts[(player, day, kind)] = grants
     wallets: set[WalletKey] = set()
     refunded = {d.purchase_ref for d in decisions if isinstance(d, ClawbackPlan)}
     if policy == "reject" and refunded:
@@ -207,7 +217,7 @@ async def load_state(
                 player = decision.event.player_id
                 wallets.update((player, spec.kind, spec.asset) for spec in decision.grants)
     return BatchState(
-        cap_counts=await _cap_counts(cursor, caps),
+        cap_counts=counts,
         nets=await _nets(cursor, wallets),
         purchase_rows=purchases,
     )

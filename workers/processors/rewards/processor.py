@@ -14,7 +14,8 @@ handle(batch), in order:
    debit); settle (pure);
 5. hand the transaction to a Tail (commits.py), which writes ledger rows, wallet and
    inventory deltas, counter increments and refusals in multi-row statements, releases the
-   claims of events that will come back (retry, dead letter), and COMMITs, while handle()
+   claims of events that will come back (retry, dead letter), and COMMITs (with the last
+   statements when the batches before have committed), while handle()
    returns one outcome per event with a RewardGranted output per grant, and the runtime goes
    on with the next batch. before_commit() waits for that COMMIT: the runtime publishes the
    outputs and commits the offsets only after it, and holds position if it failed.
@@ -47,7 +48,7 @@ from workers.processors.rewards.plan import decide_batch
 from workers.processors.rewards.rules import RuleBook, load_rule_book
 from workers.processors.rewards.settings import RewardsSettings
 from workers.processors.rewards.settle import Settled, Settlement, settle
-from workers.processors.rewards.sql import execute_together, while_in_flight
+from workers.processors.rewards.sql import while_in_flight
 from workers.runtime.context import ProcessorFactory, WorkerContext
 from workers.runtime.processor import DedupMode, Outcome, OutcomeKind, OutputEvent
 
@@ -201,9 +202,9 @@ class RewardsProcessor:
             # rows, and the outcomes, are built while those are being written.
             derived: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
 
-            async def write() -> None:
+            async def write() -> list[str]:
                 await ledger.write_ledger(cursor, settlement)
-                await execute_together(cursor, await derived)
+                return await derived
 
             tail = self._tails.start(
                 conn, cursor, write, lambda: self._count(settlement), after=settled_after

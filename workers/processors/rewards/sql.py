@@ -144,6 +144,21 @@ async def execute_all(cursor: aiomysql.Cursor, statements: Sequence[str]) -> Non
         await cursor.execute(statement)
 
 
+async def fetch_together(
+    cursor: aiomysql.Cursor, statements: Sequence[str]
+) -> list[tuple[tuple[Any, ...], ...]]:
+    """The rows of each of `statements` (queries), run in order in one round trip (the
+    connection's multi-statements): several locking reads of a batch cost one wait, not one
+    each. An error is raised as execute_together's is, once every result was read."""
+    if not statements:
+        return []
+    await cursor.execute(";\n".join(statements))
+    results = [await cursor.fetchall()]
+    while await cursor.nextset():
+        results.append(await cursor.fetchall())
+    return results
+
+
 async def execute_together(cursor: aiomysql.Cursor, statements: Sequence[str]) -> None:
     """Run `statements` in order in one round trip (the connection's multi-statements).
 
