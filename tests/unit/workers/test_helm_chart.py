@@ -241,6 +241,19 @@ def test_a_changed_setting_rolls_the_pods() -> None:
     assert before != after
 
 
+def test_a_new_secrets_revision_rolls_the_pods() -> None:
+    """The chart never reads the Secret: a rotation rolls the pods when its revision is bumped."""
+
+    def revisions(values: dict[str, Any] | None) -> set[str]:
+        return {
+            deployment["spec"]["template"]["metadata"]["annotations"]["liveops/secrets-revision"]
+            for deployment in of_kind(render(values), "Deployment")
+        }
+
+    assert revisions(None) == {""}
+    assert revisions({"secrets": {"revision": "2026-12-07"}}) == {"2026-12-07"}
+
+
 def test_pods_meet_the_restricted_pod_security_standard() -> None:
     for deployment in of_kind(render(every_worker_enabled()), "Deployment"):
         pod = deployment["spec"]["template"]["spec"]
