@@ -37,8 +37,15 @@ def login(player_id: str, idempotency_key: str = "") -> Envelope:
     return envelope
 
 
-async def publish(settings: KafkaSettings, topic: Topic, items: Sequence[Envelope | bytes]) -> None:
-    """Publish envelopes (keyed by player) or raw bytes (garbage, keyed "garbage"), in order."""
+async def publish(
+    settings: KafkaSettings,
+    topic: Topic,
+    items: Sequence[Envelope | bytes],
+    *,
+    extra_headers: Sequence[tuple[str, bytes | None]] = (),
+) -> None:
+    """Publish envelopes (keyed by player, with `extra_headers` before their own) or raw
+    bytes (garbage, keyed "garbage"), in order."""
     producer = AIOKafkaProducer(**settings.client_kwargs(), enable_idempotence=False)
     await producer.start()
     try:
@@ -47,7 +54,10 @@ async def publish(settings: KafkaSettings, topic: Topic, items: Sequence[Envelop
                 await producer.send_and_wait(topic.name, item, key=b"garbage")
             else:
                 await producer.send_and_wait(
-                    topic.name, encode(item), key=item.player_id.encode(), headers=headers_for(item)
+                    topic.name,
+                    encode(item),
+                    key=item.player_id.encode(),
+                    headers=[*extra_headers, *headers_for(item)],
                 )
     finally:
         await producer.stop()

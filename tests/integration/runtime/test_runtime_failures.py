@@ -5,9 +5,7 @@ from __future__ import annotations
 import aiomysql
 import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaProducer
 
-from schemas.codec import encode, headers_for
 from topics.catalog import ConsumerGroup
 from topics.settings import KafkaSettings
 from workers.runtime import headers
@@ -146,18 +144,7 @@ async def test_a_header_without_a_value_neither_crashes_the_worker_nor_is_lost(
     # (Kafka allows it; some tools and clients send them)
     good = login("p", f"{unique_name}-good")
     poison = login("poison-p", f"{unique_name}-poison")
-    producer = AIOKafkaProducer(**kafka_settings.client_kwargs(), enable_idempotence=False)
-    await producer.start()
-    try:
-        for envelope in (good, poison):
-            await producer.send_and_wait(
-                group.inputs[0].name,
-                encode(envelope),
-                key=envelope.player_id.encode(),
-                headers=[("x-null", None), *headers_for(envelope)],
-            )
-    finally:
-        await producer.stop()
+    await publish(kafka_settings, group.inputs[0], [good, poison], extra_headers=[("x-null", None)])
 
     # When the worker handles them
     await make_worker().run(RunLimits(max_events=2))

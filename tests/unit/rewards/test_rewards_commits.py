@@ -39,6 +39,9 @@ class FakeCursor:
         statements = " + ".join(sql.split(";\n"))
         self.log.append(f"{self.name} sends {statements}")
 
+    async def fetchall(self) -> list[tuple[object, ...]]:
+        return []
+
     async def nextset(self) -> bool:
         return False
 

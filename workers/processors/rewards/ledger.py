@@ -195,14 +195,12 @@ async def load_state(
     caps, refs = needed_state(decisions)
     # Purchases and counters in one round trip: the first read of a batch waits for the
     # COMMIT of the batch before (its rows are locked until then), on the batch's critical path.
+    purchase_query = [_purchase_query(cursor, refs)] if refs else []
     cap_queries = _cap_queries(cursor, caps)
-    statements = [query for _, query in cap_queries]
-    if refs:
-        statements.insert(0, _purchase_query(cursor, refs))
-    results = await fetch_together(cursor, statements)
-    purchases = _purchases_of(results.pop(0)) if refs else {}
+    results = await fetch_together(cursor, [*purchase_query, *(q for _, q in cap_queries)])
+    purchases = _purchases_of(results[0]) if refs else {}
     counts: dict[CapKey, int] = {}
-    for (day, _), rows in zip(cap_queries, results, strict=True):
+    for (day, _), rows in zip(cap_queries, results[len(purchase_query) :], strict=True):
         for player, kind, grants in rows:
             counts[(player, day, kind)] = grants
     wallets: set[WalletKey] = set()

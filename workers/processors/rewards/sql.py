@@ -147,9 +147,9 @@ async def execute_all(cursor: aiomysql.Cursor, statements: Sequence[str]) -> Non
 async def fetch_together(
     cursor: aiomysql.Cursor, statements: Sequence[str]
 ) -> list[tuple[tuple[Any, ...], ...]]:
-    """The rows of each of `statements` (queries), run in order in one round trip (the
-    connection's multi-statements): several locking reads of a batch cost one wait, not one
-    each. An error is raised as execute_together's is, once every result was read."""
+    """The rows of each of `statements`, run in order in one round trip (the connection's
+    multi-statements): several locking reads of a batch cost one wait, not one each. Errors
+    as for execute_together, which is this without the rows."""
     if not statements:
         return []
     await cursor.execute(";\n".join(statements))
@@ -167,11 +167,7 @@ async def execute_together(cursor: aiomysql.Cursor, statements: Sequence[str]) -
     so the connection is ready for the next query. On a busy host each round trip is two
     wake-ups (MySQL's thread, then ours), each waiting for a core.
     """
-    if not statements:
-        return
-    await cursor.execute(";\n".join(statements))
-    while await cursor.nextset():
-        pass
+    await fetch_together(cursor, statements)  # the results of writes hold no rows
 
 
 @contextlib.asynccontextmanager
