@@ -31,7 +31,8 @@ class RewardsSettings(BaseModel):
     #: in the batch, the new owner sends the shared events to a retry tier instead of waiting
     #: on the claim's row lock until the old owner commits. A copy of an event already granted
     #: costs the claim a second round trip (it reads the claimed rows, then inserts the rest)
-    #: under `processor`; Redis would have skipped it. Interleaved on this machine
-    #: (2026-12-07, 20k events, medians), `processor` ran 16.2-18.1k ev/s against
-    #: 15.2-15.9k, p50 54 against 88 ms (Redis dedup keeps a batch more in flight).
+    #: under `processor`; Redis would have skipped it. On this machine (2026-12-07, 20k
+    #: events, three `liveops bench rewards` runs) p50 latency was 51-58 against 81-89 ms
+    #: (Redis dedup keeps a batch more in flight); throughput was within noise either way
+    #: (17.0k, 17.8k, 15.7k ev/s against 16.0k, 16.0k, 17.7k).
     dedup: Literal["runtime", "processor"] = "processor"
