@@ -8,8 +8,11 @@ consumer groups. Integration tests never mock Kafka, Redis or MySQL.
 from __future__ import annotations
 
 import asyncio
+import sys
+import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
+from typing import Any
 
 import pymysql
 import pytest
@@ -23,6 +26,57 @@ from workers.db import MySQLTarget, migrate
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MYSQL_ROOT = MySQLTarget(host="127.0.0.1", port=3306, user="root", password="", database="test")
+
+
+#: How long before pytest-timeout fails a test the asyncio tasks are dumped: its own dump
+#: shows only threads, and a hung coroutine sits in an idle event loop.
+_TASK_DUMP_LEAD_S = 20.0
+_session_loop: asyncio.AbstractEventLoop | None = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _remember_session_loop() -> None:
+    global _session_loop  # the hook below runs outside any fixture
+    _session_loop = asyncio.get_running_loop()
+
+
+def _dump_asyncio_tasks() -> None:
+    print(
+        f"--- asyncio tasks {_TASK_DUMP_LEAD_S:.0f} s before the test's timeout ---",
+        file=sys.stderr,
+    )
+    for task in asyncio.all_tasks():
+        print(repr(task), file=sys.stderr)
+        awaited: Any = task.get_coro()
+        while awaited is not None:  # the whole await chain, not only the task's own frame
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                code = frame.f_code
+                print(f"  {code.co_filename}:{frame.f_lineno} {code.co_name}", file=sys.stderr)
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Dump every asyncio task's stack shortly before pytest-timeout fails a hung test."""
+    marker = item.get_closest_marker("timeout")
+    timeout_s = float(marker.args[0] if marker and marker.args else item.config.getini("timeout"))
+    loop = _session_loop
+    timer = None
+    if loop is not None and timeout_s > 2 * _TASK_DUMP_LEAD_S:
+
+        def dump_in_loop() -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_dump_asyncio_tasks)
+
+        timer = threading.Timer(timeout_s - _TASK_DUMP_LEAD_S, dump_in_loop)
+        timer.daemon = True
+        timer.start()
+    try:
+        return (yield)
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 @pytest.fixture(autouse=True)

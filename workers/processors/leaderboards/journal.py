@@ -105,13 +105,16 @@ class JournalCopier:
         prefix: str,
         chunk: int,
         interval_s: float,
+        stop_grace_s: float = 5.0,
     ) -> None:
         self._client = client
         self._pool = pool
         self._prefix = prefix
         self._chunk = chunk
         self._interval_s = interval_s
+        self._stop_grace_s = stop_grace_s
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         #: Rows and stream entries applied by handled batches and not yet copied.
         self._rows: list[SubmissionRow] = []
         self._entries: list[str] = []
@@ -161,23 +164,38 @@ class JournalCopier:
 
     def start(self) -> None:
         if self._task is None and self._interval_s > 0:
+            self._stopping.clear()
             self._task = asyncio.create_task(self._copy_periodically())
 
     async def stop(self) -> None:
-        """Stop the background copy, then copy what is left if both stores answer."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        with contextlib.suppress(DependencyUnavailableError):
-            await self.copy()
-            await self.flush()
+        """Stop the background copy, then copy what is left if both stores answer.
+
+        Bounded by `stop_grace_s` at each step, so a store that hangs cannot hold up the
+        worker's shutdown. The background copy is asked to stop between rounds rather than
+        cancelled inside a Redis or MySQL call: cancelling a client mid-command may leave its
+        connection half-released (a CI run hung for 300 s in such a stop). It is cancelled only
+        when it does not stop within the grace. What is not copied now stays in the stream for
+        the next flush, by this process or another."""
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping.set()
+            done, _ = await asyncio.wait({task}, timeout=self._stop_grace_s)
+            if not done:
+                log.warning("leaderboards journal copy did not stop in time; cancelling it")
+                task.cancel()
+                await asyncio.wait({task}, timeout=self._stop_grace_s)
+        try:
+            async with asyncio.timeout(self._stop_grace_s):
+                await self.copy()
+                await self.flush()
+        except (DependencyUnavailableError, TimeoutError) as exc:
+            log.warning("leaderboards journal left for the next flush", error=repr(exc))
 
     async def _copy_periodically(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.flush()
             except DependencyUnavailableError as exc:
                 log.warning("leaderboards journal copy failed; retrying later", error=str(exc))
-            await asyncio.sleep(self._interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval_s)
