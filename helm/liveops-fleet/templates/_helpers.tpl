@@ -33,3 +33,39 @@ app.kubernetes.io/part-of: liveops-fleet
 {{- define "liveops-fleet.configName" -}}
 {{- printf "%s-config" (include "liveops-fleet.fullname" .) }}
 {{- end }}
+
+{{/*
+The labels that select one worker's pods: the Deployment's selector and pod labels and the
+worker's PodDisruptionBudget all use this, so the budget always covers exactly those pods.
+Called with (dict "root" $ "worker" $name).
+*/}}
+{{- define "liveops-fleet.workerSelectorLabels" -}}
+{{ include "liveops-fleet.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .worker }}
+{{- end }}
+
+{{/*
+One env entry per secrets.env variable, read from the existing Secret: used by the worker
+Deployments and the setup Job alike. Renders nothing when secrets.env is empty.
+*/}}
+{{- define "liveops-fleet.secretEnv" -}}
+{{- range $variable, $key := .Values.secrets.env }}
+- name: {{ $variable }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $.Values.secrets.existingSecret }}
+      key: {{ $key }}
+{{- end }}
+{{- end }}
+
+{{/*
+The setup Job's environment: every config entry inline, then the secrets. A pre-install hook
+runs before the chart's ConfigMap exists, so the Job cannot use envFrom like the workers do.
+*/}}
+{{- define "liveops-fleet.setupEnv" -}}
+{{- range $name, $value := .Values.config }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- include "liveops-fleet.secretEnv" . }}
+{{- end }}

@@ -35,3 +35,16 @@ def test_every_enabled_worker_is_runnable() -> None:
         # The command exists and parses (its --help), without running it.
         answer = runner.invoke(app, [*args, "--help"])
         assert answer.exit_code == 0, f"helm worker {name!r}: liveops {' '.join(args)}: {answer}"
+
+
+def test_the_setup_jobs_commands_parse() -> None:
+    """templates/setup-job.yaml runs these two before every install and upgrade: a renamed
+    command would fail every release, so both must exist (their --help, without running them)."""
+    # Given the CLI the image's `liveops` entry point runs
+    runner = CliRunner()
+    for args in (["migrate"], ["topics", "apply"]):
+        # When asked for the command's help
+        answer = runner.invoke(app, [*args, "--help"], prog_name="liveops")
+        # Then it exists and parses: its own usage line, not the root command's
+        assert answer.exit_code == 0, f"setup Job: liveops {' '.join(args)}: {answer.output}"
+        assert "Usage: liveops " + " ".join(args) in answer.output
