@@ -45,17 +45,33 @@ app.kubernetes.io/component: {{ .worker }}
 {{- end }}
 
 {{/*
-One env entry per secrets.env variable, read from the existing Secret: used by the worker
-Deployments and the setup Job alike. Renders nothing when secrets.env is empty.
+One env entry per variable of a map (environment variable -> key), each read from the existing
+Secret. Called with (dict "root" $ "env" $map); renders nothing for an empty map.
 */}}
-{{- define "liveops-fleet.secretEnv" -}}
-{{- range $variable, $key := .Values.secrets.env }}
+{{- define "liveops-fleet.secretKeyRefs" -}}
+{{- range $variable, $key := .env }}
 - name: {{ $variable }}
   valueFrom:
     secretKeyRef:
-      name: {{ $.Values.secrets.existingSecret }}
+      name: {{ $.root.Values.secrets.existingSecret }}
       key: {{ $key }}
 {{- end }}
+{{- end }}
+
+{{/*
+One env entry per secrets.env variable, read from the existing Secret: used by the worker
+Deployments, the gateway and the setup Job alike. Renders nothing when secrets.env is empty.
+*/}}
+{{- define "liveops-fleet.secretEnv" -}}
+{{- include "liveops-fleet.secretKeyRefs" (dict "root" . "env" .Values.secrets.env) }}
+{{- end }}
+
+{{/*
+The gateway's own secrets (secrets.gatewayEnv, e.g. the JWT key), read from the same Secret:
+only the gateway pods get them, never a worker or the setup Job.
+*/}}
+{{- define "liveops-fleet.gatewaySecretEnv" -}}
+{{- include "liveops-fleet.secretKeyRefs" (dict "root" . "env" .Values.secrets.gatewayEnv) }}
 {{- end }}
 
 {{/*

@@ -48,3 +48,16 @@ def test_the_setup_jobs_commands_parse() -> None:
         # Then it exists and parses: its own usage line, not the root command's
         assert answer.exit_code == 0, f"setup Job: liveops {' '.join(args)}: {answer.output}"
         assert "Usage: liveops " + " ".join(args) in answer.output
+
+
+def test_the_gateways_command_parses() -> None:
+    """templates/gateway.yaml runs `liveops gateway` (gateway.enabled is on by default): a
+    renamed command would crash-loop every gateway pod, so it must exist (its --help)."""
+    # Given the chart's values, which turn the gateway on
+    values = yaml.safe_load(VALUES.read_text())
+    assert values["gateway"]["enabled"] is True
+    # When the CLI the image's `liveops` entry point runs is asked for the gateway's help
+    answer = CliRunner().invoke(app, ["gateway", "--help"], prog_name="liveops")
+    # Then it exists and parses: its own usage line, not the root command's
+    assert answer.exit_code == 0, f"gateway: liveops gateway: {answer.output}"
+    assert "Usage: liveops gateway" in answer.output
