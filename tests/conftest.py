@@ -60,7 +60,10 @@ def _dump_asyncio_tasks() -> None:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """Dump every asyncio task's stack shortly before pytest-timeout fails a hung test."""
     marker = item.get_closest_marker("timeout")
-    timeout_s = float(marker.args[0] if marker and marker.args else item.config.getini("timeout"))
+    if marker and marker.args:
+        timeout_s = float(marker.args[0])
+    else:  # --timeout on the command line, else the ini file's
+        timeout_s = float(item.config.getoption("timeout", None) or item.config.getini("timeout"))
     loop = _session_loop
     timer = None
     if loop is not None and timeout_s > 2 * _TASK_DUMP_LEAD_S:

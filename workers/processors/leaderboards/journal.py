@@ -172,18 +172,23 @@ class JournalCopier:
 
         Bounded by `stop_grace_s` at each step, so a store that hangs cannot hold up the
         worker's shutdown. The background copy is asked to stop between rounds rather than
-        cancelled inside a Redis or MySQL call: cancelling a client mid-command may leave its
-        connection half-released (a CI run hung for 300 s in such a stop). It is cancelled only
-        when it does not stop within the grace. What is not copied now stays in the stream for
-        the next flush, by this process or another."""
+        cancelled: redis-py 8 sends each command under asyncio.wait_for (its socket_timeout),
+        and Python 3.11's wait_for drops a cancellation that lands as the write completes, so
+        a cancelled copy loop could carry on forever and this stop wait for it forever (a CI
+        run hung 300 s so; tests/integration/leaderboards/test_leaderboard_journal_stop.py).
+        It is cancelled only when it does not stop within the grace, again until it is done.
+        What is not copied now stays in the stream for the next flush, by this or another
+        process."""
         task, self._task = self._task, None
         if task is not None:
             self._stopping.set()
             done, _ = await asyncio.wait({task}, timeout=self._stop_grace_s)
             if not done:
                 log.warning("leaderboards journal copy did not stop in time; cancelling it")
-                task.cancel()
-                await asyncio.wait({task}, timeout=self._stop_grace_s)
+                deadline = asyncio.get_running_loop().time() + self._stop_grace_s
+                while not task.done() and asyncio.get_running_loop().time() < deadline:
+                    task.cancel()  # again: one cancel may be dropped (see above)
+                    await asyncio.wait({task}, timeout=0.05)
         try:
             async with asyncio.timeout(self._stop_grace_s):
                 await self.copy()
