@@ -8,6 +8,8 @@ consumer groups. Integration tests never mock Kafka, Redis or MySQL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sys
 import threading
 import uuid
@@ -41,10 +43,8 @@ async def _remember_session_loop() -> None:
 
 
 def _dump_asyncio_tasks() -> None:
-    print(
-        f"--- asyncio tasks {_TASK_DUMP_LEAD_S:.0f} s before the test's timeout ---",
-        file=sys.stderr,
-    )
+    lead = f"{_TASK_DUMP_LEAD_S:.0f} s"
+    print(f"--- asyncio tasks {lead} before the test's timeout ---", file=sys.stderr)
     for task in asyncio.all_tasks():
         print(repr(task), file=sys.stderr)
         awaited: Any = task.get_coro()
@@ -56,21 +56,35 @@ def _dump_asyncio_tasks() -> None:
             awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    """Dump every asyncio task's stack shortly before pytest-timeout fails a hung test."""
+def _timeout_s(item: pytest.Item) -> float:
+    """pytest-timeout's timeout for `item`: its marker, else --timeout, else PYTEST_TIMEOUT,
+    else the ini file's; 0 is no timeout."""
     marker = item.get_closest_marker("timeout")
-    if marker and marker.args:
-        timeout_s = float(marker.args[0])
-    else:  # --timeout on the command line, else the ini file's
-        timeout_s = float(item.config.getoption("timeout", None) or item.config.getini("timeout"))
-    loop = _session_loop
+    if marker is not None:
+        value = marker.args[0] if marker.args else marker.kwargs.get("timeout")
+        if value is not None:
+            return float(value)
+    for value in (item.config.getoption("timeout", None), os.environ.get("PYTEST_TIMEOUT")):
+        if value is not None:
+            return float(value)
+    return float(item.config.getini("timeout") or 0)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Dump every asyncio task's await chain shortly before pytest-timeout fails a hung test
+    (its timer covers setup, call and teardown, and so does this one). Only the session's
+    loop, and only while it runs: a sync test has no tasks to show (pytest-timeout's own dump
+    shows its threads)."""
+    timeout_s = _timeout_s(item)
     timer = None
-    if loop is not None and timeout_s > 2 * _TASK_DUMP_LEAD_S:
+    if timeout_s > 2 * _TASK_DUMP_LEAD_S:
 
         def dump_in_loop() -> None:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(_dump_asyncio_tasks)
+            loop = _session_loop  # looked up now: the first test's setup is what sets it
+            if loop is not None and loop.is_running():
+                with contextlib.suppress(RuntimeError):  # closed in between
+                    loop.call_soon_threadsafe(_dump_asyncio_tasks)
 
         timer = threading.Timer(timeout_s - _TASK_DUMP_LEAD_S, dump_in_loop)
         timer.daemon = True

@@ -37,10 +37,13 @@ from workers.runtime.pipeline import Pipeline
 from workers.runtime.processor import Processor
 from workers.runtime.retry import RetryLoop
 from workers.runtime.settings import RuntimeSettings
+from workers.runtime.tasks import cancel_and_wait
 from workers.settings import BatchSettings
 
 log = structlog.get_logger(__name__)
 _WATCH_S = 0.05
+#: After the shutdown deadline: how long a late loop is cancelled before it is left running.
+_CANCEL_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -178,8 +181,11 @@ class Worker:
             _, late = await asyncio.wait(tasks, timeout=self.settings.shutdown_deadline_s)
             for task in late:
                 log.warning("batch did not finish before the shutdown deadline; cancelled")
-                task.cancel()
+                # Repeated: one cancel may be dropped inside a Redis call (runtime/tasks.py).
+                await cancel_and_wait(task, _CANCEL_GRACE_S, name="consume loop")
             for task in tasks:
+                if not task.done():
+                    continue  # left running (logged): the process is on its way out
                 with contextlib.suppress(asyncio.CancelledError):
                     await task  # re-raises a loop's crash, after the others stopped
         finally:

@@ -31,6 +31,7 @@ from workers.processors.leaderboards import keys
 from workers.processors.leaderboards.scoring import JOURNAL_SEQ_BITS
 from workers.processors.leaderboards.store import SubmissionRow, insert_rows
 from workers.runtime.failures import classify
+from workers.runtime.tasks import cancel_and_wait, log_failure
 
 log = structlog.get_logger(__name__)
 _FIELDS = 7
@@ -172,29 +173,34 @@ class JournalCopier:
 
         Bounded by `stop_grace_s` at each step, so a store that hangs cannot hold up the
         worker's shutdown. The background copy is asked to stop between rounds rather than
-        cancelled: redis-py 8 sends each command under asyncio.wait_for (its socket_timeout),
-        and Python 3.11's wait_for drops a cancellation that lands as the write completes, so
-        a cancelled copy loop could carry on forever and this stop wait for it forever (a CI
+        cancelled: redis-py 8 and Python 3.11 may drop a cancellation (workers/runtime/tasks.py),
+        so a cancelled copy loop could carry on forever and this stop wait for it forever (a CI
         run hung 300 s so; tests/integration/leaderboards/test_leaderboard_journal_stop.py).
-        It is cancelled only when it does not stop within the grace, again until it is done.
+        Past the grace, a step is cancelled until it is done (the final copy runs as a task for
+        that: a timeout around it is a cancellation too, and may be dropped the same way).
         What is not copied now stays in the stream for the next flush, by this or another
         process."""
         task, self._task = self._task, None
         if task is not None:
             self._stopping.set()
-            done, _ = await asyncio.wait({task}, timeout=self._stop_grace_s)
-            if not done:
+            await asyncio.wait({task}, timeout=self._stop_grace_s)
+            if not task.done():
                 log.warning("leaderboards journal copy did not stop in time; cancelling it")
-                deadline = asyncio.get_running_loop().time() + self._stop_grace_s
-                while not task.done() and asyncio.get_running_loop().time() < deadline:
-                    task.cancel()  # again: one cancel may be dropped (see above)
-                    await asyncio.wait({task}, timeout=0.05)
+                await cancel_and_wait(task, self._stop_grace_s, name="leaderboards journal copy")
+            log_failure(task, name="leaderboards journal copy")
+        final = asyncio.create_task(self._copy_rest())
+        await asyncio.wait({final}, timeout=self._stop_grace_s)
+        if not final.done():
+            log.warning("leaderboards journal left for the next flush: its stores are slow")
+            await cancel_and_wait(final, self._stop_grace_s, name="leaderboards journal copy")
+        log_failure(final, name="leaderboards final journal copy")
+
+    async def _copy_rest(self) -> None:
         try:
-            async with asyncio.timeout(self._stop_grace_s):
-                await self.copy()
-                await self.flush()
-        except (DependencyUnavailableError, TimeoutError) as exc:
-            log.warning("leaderboards journal left for the next flush", error=repr(exc))
+            await self.copy()
+            await self.flush()
+        except DependencyUnavailableError as exc:
+            log.warning("leaderboards journal left for the next flush", error=str(exc))
 
     async def _copy_periodically(self) -> None:
         while not self._stopping.is_set():

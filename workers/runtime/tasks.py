@@ -1,0 +1,39 @@
+"""Stopping a task for sure.
+
+redis-py 8 sends each command under `asyncio.wait_for` (its socket_timeout, 5 s by default),
+and Python 3.11's wait_for drops a cancellation that lands as the inner write completes (fixed
+in 3.12): one `task.cancel()` may leave a task running, and an `await task` after it may wait
+forever. So we cancel again until the task is done, within a bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+#: Between two cancels of a task that is still running.
+_RECANCEL_S = 0.05
+
+
+async def cancel_and_wait(task: asyncio.Task[object], timeout_s: float, *, name: str) -> bool:
+    """Cancel `task`, again every 50 ms while it runs, for at most `timeout_s`; True once it
+    is done. A task still running after that is left (and logged): the caller goes on."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not task.done():
+        task.cancel()
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            log.error("task did not stop after repeated cancels; left running", task=name)
+            return False
+        await asyncio.wait({task}, timeout=min(_RECANCEL_S, remaining))
+    return True
+
+
+def log_failure(task: asyncio.Task[object], *, name: str) -> None:
+    """Log how a finished task failed, if it did (its exception is retrieved)."""
+    if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+        log.error("task failed", task=name, error=repr(error))
