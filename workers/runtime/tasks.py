@@ -33,6 +33,17 @@ async def cancel_and_wait(task: asyncio.Task[object], timeout_s: float, *, name:
     return True
 
 
+async def stop_within(task: asyncio.Task[object], grace_s: float, *, name: str) -> bool:
+    """Give `task` `grace_s` to finish on its own, then cancel_and_wait() it for as long
+    again; log how it failed, if it did. True once it is done."""
+    await asyncio.wait({task}, timeout=grace_s)
+    if not task.done():
+        log.warning("task did not finish within its grace; cancelling it", task=name)
+        await cancel_and_wait(task, grace_s, name=name)
+    log_failure(task, name=name)
+    return task.done()
+
+
 def log_failure(task: asyncio.Task[object], *, name: str) -> None:
     """Log how a finished task failed, if it did (its exception is retrieved)."""
     if task.done() and not task.cancelled() and (error := task.exception()) is not None:

@@ -179,10 +179,15 @@ class Worker:
             await asyncio.wait([*tasks, watcher], return_when=asyncio.FIRST_COMPLETED)
             self.stop_event.set()
             _, late = await asyncio.wait(tasks, timeout=self.settings.shutdown_deadline_s)
-            for task in late:
-                log.warning("batch did not finish before the shutdown deadline; cancelled")
-                # Repeated: one cancel may be dropped inside a Redis call (runtime/tasks.py).
-                await cancel_and_wait(task, _CANCEL_GRACE_S, name="consume loop")
+            if late:
+                log.warning(
+                    "batch did not finish before the shutdown deadline; cancelled", loops=len(late)
+                )
+                # Repeated, all at once: one cancel may be dropped inside a Redis call
+                # (runtime/tasks.py), and the bound is for the shutdown, not per loop.
+                await asyncio.gather(
+                    *(cancel_and_wait(t, _CANCEL_GRACE_S, name="consume loop") for t in late)
+                )
             for task in tasks:
                 if not task.done():
                     continue  # left running (logged): the process is on its way out

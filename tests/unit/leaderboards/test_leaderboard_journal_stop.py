@@ -35,19 +35,21 @@ class _Stream:
         return 0
 
 
-def _copier(stream: _Stream, grace_s: float) -> JournalCopier:
+async def _started(stream: _Stream, grace_s: float) -> tuple[JournalCopier, asyncio.Task[None]]:
+    """A copier on `stream` whose background copy has begun its first read, and that copy."""
     client, pool = cast(Any, stream), cast(Any, None)  # an empty stream never reaches MySQL
-    return JournalCopier(client, pool, prefix="p", chunk=10, interval_s=60, stop_grace_s=grace_s)
+    copier = JournalCopier(client, pool, prefix="p", chunk=10, interval_s=60, stop_grace_s=grace_s)
+    copier.start()
+    await stream.reading.wait()
+    task = copier._task
+    assert task is not None
+    return copier, task
 
 
 async def test_stop_ends_the_background_copy_between_rounds_without_cancelling_it() -> None:
     # Given a copier whose background copy has done one round and now waits 60 s for the next,
     stream = _Stream(hang=False)
-    copier = _copier(stream, grace_s=5)
-    copier.start()
-    await stream.reading.wait()
-    task = copier._task
-    assert task is not None
+    copier, task = await _started(stream, grace_s=5)
 
     # When it is stopped,
     await asyncio.wait_for(copier.stop(), timeout=2)
@@ -60,11 +62,7 @@ async def test_stop_ends_the_background_copy_between_rounds_without_cancelling_i
 async def test_stop_gives_up_on_a_store_that_hangs_after_its_grace() -> None:
     # Given a copier whose background copy is stuck in a Redis read that never answers,
     stream = _Stream(hang=True)
-    copier = _copier(stream, grace_s=0.2)
-    copier.start()
-    await stream.reading.wait()
-    task = copier._task
-    assert task is not None
+    copier, task = await _started(stream, grace_s=0.2)
 
     # When it is stopped, it returns: the stuck copy is cancelled after the grace, and the
     # final copy (stuck too) is abandoned after another; its entries stay for the next flush.
@@ -76,11 +74,7 @@ async def test_stop_cancels_again_a_read_that_dropped_the_first_cancel() -> None
     # Given a copier stuck in a Redis read that ignores the first cancellation it gets (in
     # the background copy, and again in the final copy),
     stream = _Stream(hang=True, drops_first_cancel=True)
-    copier = _copier(stream, grace_s=0.2)
-    copier.start()
-    await stream.reading.wait()
-    task = copier._task
-    assert task is not None
+    copier, task = await _started(stream, grace_s=0.2)
 
     # When it is stopped, it still returns, within a few graces: each stuck step was
     # cancelled again until it stopped.

@@ -731,6 +731,15 @@ def test_the_gateway_port_is_set_in_one_place() -> None:
     }
 
 
+def test_a_worker_named_gateway_is_refused() -> None:
+    # Given a worker named like the gateway's component label
+    # When the chart is rendered
+    # Then rendering stops: its Deployment and budget would select the gateway's pods, and the
+    # gateway's Service would send players to it
+    with pytest.raises(helm.HelmRenderError, match=r"workers\.gateway: the name is taken"):
+        render({"workers": {"gateway": {"enabled": True}}})
+
+
 @pytest.mark.parametrize(
     ("override", "named"),
     [
@@ -746,30 +755,6 @@ def test_the_gateway_port_is_set_in_one_place() -> None:
             {"secrets": {"env": {"LIVEOPS_GATEWAY__PORT": "gateway-port"}}},
             "secrets.env.LIVEOPS_GATEWAY__PORT: set gateway.port instead",
         ),
-    ],
-)
-def test_a_setting_the_chart_sets_for_the_gateway_is_refused(
-    override: dict[str, Any], named: str
-) -> None:
-    # Given the gateway's host or port among the settings
-    # When the chart is rendered
-    # Then rendering stops: the pod's own env entry would silently win over it
-    with pytest.raises(helm.HelmRenderError, match=re.escape(named)):
-        render(override)
-
-
-def test_a_worker_named_gateway_is_refused() -> None:
-    # Given a worker named like the gateway's component label
-    # When the chart is rendered
-    # Then rendering stops: its Deployment and budget would select the gateway's pods, and the
-    # gateway's Service would send players to it
-    with pytest.raises(helm.HelmRenderError, match=r"workers\.gateway: the name is taken"):
-        render({"workers": {"gateway": {"enabled": True}}})
-
-
-@pytest.mark.parametrize(
-    ("override", "named"),
-    [
         (
             {"secrets": {"gatewayEnv": {"LIVEOPS_GATEWAY__JWT_SECRET": None}}},
             "HS256 tokens need LIVEOPS_GATEWAY__JWT_SECRET",
@@ -806,8 +791,10 @@ def test_a_worker_named_gateway_is_refused() -> None:
 def test_a_gateway_that_could_not_start_or_would_leak_its_key_is_refused(
     override: dict[str, Any], named: str
 ) -> None:
-    """The gateway exits at start without the JWT key of its algorithm; the HS256 key signs
-    player tokens, so it comes from the Secret to the gateway pods only."""
+    """Rendering stops when the settings name the gateway's host or port (the pod's own env
+    entry would silently win over them), when the gateway lacks the JWT key of its algorithm
+    (it exits at start), or when the HS256 key, which signs player tokens, would reach more
+    than the gateway pods."""
     with pytest.raises(helm.HelmRenderError, match=re.escape(named)):
         render(override)
 

@@ -31,7 +31,7 @@ from workers.processors.leaderboards import keys
 from workers.processors.leaderboards.scoring import JOURNAL_SEQ_BITS
 from workers.processors.leaderboards.store import SubmissionRow, insert_rows
 from workers.runtime.failures import classify
-from workers.runtime.tasks import cancel_and_wait, log_failure
+from workers.runtime.tasks import stop_within
 
 log = structlog.get_logger(__name__)
 _FIELDS = 7
@@ -183,17 +183,9 @@ class JournalCopier:
         task, self._task = self._task, None
         if task is not None:
             self._stopping.set()
-            await asyncio.wait({task}, timeout=self._stop_grace_s)
-            if not task.done():
-                log.warning("leaderboards journal copy did not stop in time; cancelling it")
-                await cancel_and_wait(task, self._stop_grace_s, name="leaderboards journal copy")
-            log_failure(task, name="leaderboards journal copy")
+            await stop_within(task, self._stop_grace_s, name="leaderboards journal copy")
         final = asyncio.create_task(self._copy_rest())
-        await asyncio.wait({final}, timeout=self._stop_grace_s)
-        if not final.done():
-            log.warning("leaderboards journal left for the next flush: its stores are slow")
-            await cancel_and_wait(final, self._stop_grace_s, name="leaderboards journal copy")
-        log_failure(final, name="leaderboards final journal copy")
+        await stop_within(final, self._stop_grace_s, name="leaderboards final journal copy")
 
     async def _copy_rest(self) -> None:
         try:
