@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import aiohttp
 import aiomysql
@@ -12,11 +13,13 @@ import structlog
 from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
+from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import ConsumerGroup
 from topics.devbroker import free_port
 from topics.settings import KafkaSettings
 from workers.processors.probe import ProbeProcessor
 from workers.runtime.context import WorkerContext
+from workers.runtime.processor import Outcome
 from workers.runtime.worker import RunLimits, Worker
 
 from .conftest import TEST_RUNTIME, MakeWorker
@@ -183,3 +186,53 @@ async def _events_at_least(worker: Worker, count: int) -> bool:
 
 async def _status_is(port: int, path: str, status: int) -> bool:
     return (await get(port, path))[0] == status
+
+
+class _StuckProbe(ProbeProcessor):
+    """A probe whose handle() never returns and drops the first cancellation it gets, as a
+    Redis call on redis-py 8 and Python 3.11 may (workers/runtime/tasks.py)."""
+
+    def __init__(self, context: WorkerContext, group: ConsumerGroup) -> None:
+        super().__init__(context, group)
+        self.entered = asyncio.Event()
+        self.cancels = 0
+
+    async def handle(self, batch: Sequence[Envelope]) -> Sequence[Outcome]:
+        self.entered.set()
+        while True:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancels += 1
+                if self.cancels > 1:
+                    raise
+
+
+async def test_a_loop_stuck_past_the_shutdown_deadline_is_cancelled_until_it_stops(
+    kafka_settings: KafkaSettings,
+    group: ConsumerGroup,
+    context: WorkerContext,
+    mysql_pool: aiomysql.Pool,
+    unique_name: str,
+) -> None:
+    # Given a worker whose processor is stuck in handle(), where a first cancel is dropped,
+    await publish(kafka_settings, group.inputs[0], [login("p", f"{unique_name}-k")])
+    own = WorkerContext(context.settings, context.redis, mysql_pool, CollectorRegistry())
+    stuck = _StuckProbe(own, group)
+    runtime = TEST_RUNTIME.model_copy(update={"shutdown_deadline_s": 0.5})
+    worker = Worker(own, [stuck], runtime=runtime)
+    running = asyncio.create_task(worker.run())
+    await asyncio.wait_for(stuck.entered.wait(), timeout=60)
+
+    # When it is asked to stop,
+    stopping_at = asyncio.get_running_loop().time()
+    worker.request_stop()
+    done, _ = await asyncio.wait({running}, timeout=30)
+
+    # Then past the deadline its loop was cancelled again until it stopped, and the worker
+    # finished its shutdown: nothing was applied or committed.
+    assert done, "the worker did not finish its shutdown"
+    assert stuck.cancels == 2
+    assert asyncio.get_running_loop().time() - stopping_at < 30
+    assert await probe_rows(mysql_pool, unique_name) == {}
+    assert await committed_total(kafka_settings, group.name, group.inputs[0]) == 0
