@@ -32,6 +32,7 @@ about 2.9k events/s with `one_record_per_batch`, 3.1k without.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, NoReturn
 
@@ -221,5 +222,11 @@ def run_velocity(
         metrics_port=metrics_port,
         pid=os.getpid(),
     )
-    worker = faust.Worker(app, health, loglevel=log_level.upper(), quiet=True)
+    # The process's logging (workers/logs.py: JSON lines) stays as configured: mode's own
+    # set-up would replace the root handler with plain text. faust's and mode's lines come at
+    # the job's level, other libraries' at warning and above.
+    for library in ("faust", "mode"):
+        logging.getLogger(library).setLevel(log_level.upper())
+    worker = faust.Worker(app, health, quiet=True, override_logging=False)
+    worker.spinner = None  # its terminal escapes, which mode's set-up would have turned off
     worker.execute_from_commandline()

@@ -66,6 +66,9 @@ async def test_probes_answer_while_joining_and_pass_once_partitions_are_assigned
     # and once ready, /healthz says the loop is alive
     health = await job.probe("/healthz")
     assert health is not None and health[0] == 200 and health[1]["alive"] is True, health
+    # and every line it logged so far, faust's own included, is a JSON object
+    assert job.plain_lines() == [], job.log_tail()
+    assert any(str(entry.get("logger", "")).startswith("faust") for entry in job.log_entries())
 
     # When everything published is counted and committed
     await job.wait_drained(await end_offsets(kafka_settings, INPUTS), DRAIN_TIMEOUT_S)
@@ -98,7 +101,7 @@ async def test_a_broker_outage_fails_readiness_not_liveness(
     await asyncio.to_thread(private_broker.stop)
     answers: list[Answer | None] = []
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    while job.plain_lines_span_s(CONNECT_FAILED) < 3 * SHORT_STALE_S:
+    while job.lines_span_s(CONNECT_FAILED) < 3 * SHORT_STALE_S:
         if job.returncode is not None:
             raise RuntimeError(f"job exited ({job.returncode})\n{job.log_tail()}")
         if time.monotonic() > deadline:

@@ -174,18 +174,26 @@ class VelocityProcess:
         return not_ready
 
     def logged(self, event: str) -> list[dict[str, object]]:
-        """The job's JSON log lines whose event is `event`."""
-        lines = self.log_path.read_text(errors="replace").splitlines()
-        entries = [json.loads(line) for line in lines if line.startswith("{")]
-        return [entry for entry in entries if entry.get("event") == event]
+        """The job's log lines whose event is `event`."""
+        return [entry for entry in self.log_entries() if entry.get("event") == event]
 
-    def plain_lines_span_s(self, text: str) -> float:
-        """Seconds between the first and the last of faust's plain-text log lines (stamped
-        "[YYYY-mm-dd HH:MM:SS,mmm]") that contain `text`; 0 for fewer than two."""
+    def log_entries(self) -> list[dict[str, object]]:
+        """The job's log lines, each a JSON object (its own, faust's and aiokafka's alike)."""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def plain_lines(self) -> list[str]:
+        """Lines of the job's log that are not JSON objects (a log pipeline could not parse)."""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return [line for line in lines if line.strip() and not line.startswith("{")]
+
+    def lines_span_s(self, text: str) -> float:
+        """Seconds between the first and the last of the job's log lines whose event contains
+        `text`; 0 for fewer than two."""
         stamps = [
-            datetime.strptime(line[1:24], "%Y-%m-%d %H:%M:%S,%f")
-            for line in self.log_path.read_text(errors="replace").splitlines()
-            if line.startswith("[") and text in line
+            datetime.fromisoformat(str(entry["timestamp"]))
+            for entry in self.log_entries()
+            if text in str(entry.get("event", ""))
         ]
         return (stamps[-1] - stamps[0]).total_seconds() if len(stamps) > 1 else 0.0
 
