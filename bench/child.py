@@ -17,7 +17,9 @@ import json
 import logging
 import os
 import resource
+import shutil
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -151,6 +153,8 @@ def measure_faust(args: argparse.Namespace) -> None:
     """faust owns the event loop and exits through os._exit once the count is reached."""
     import faust
 
+    # faust keeps a data directory, by default `<app id>-data` in the current one: the repo.
+    datadir = tempfile.mkdtemp(prefix="bench-faust-")
     app = faust.App(
         f"bench-faust-{uuid.uuid4().hex}",
         broker=f"kafka://{args.bootstrap}",
@@ -162,6 +166,7 @@ def measure_faust(args: argparse.Namespace) -> None:
         consumer_auto_offset_reset="earliest",
         store="memory://",
         topic_allow_declare=False,
+        datadir=datadir,
     )
     topic = app.topic(args.topic, value_type=bytes, key_type=bytes)
     state: dict[str, Any] = {"seen": 0, "start": 0.0}
@@ -175,6 +180,7 @@ def measure_faust(args: argparse.Namespace) -> None:
             if state["seen"] >= args.events:
                 line = result(state["seen"], state["start"], time.perf_counter())
                 emit(args, line)
+                shutil.rmtree(datadir, ignore_errors=True)  # os._exit runs no cleanup
                 os._exit(0)
 
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
