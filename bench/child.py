@@ -134,8 +134,11 @@ def measure_quix(args: argparse.Namespace) -> dict[str, Any]:
             marks["start"] = time.perf_counter()
         marks["end"] = time.perf_counter()
 
+    # Quix keeps a state directory, by default `state` in the current one: the repo.
+    state_dir = tempfile.mkdtemp(prefix="bench-quix-")
     app = Application(
         broker_address=args.bootstrap,
+        state_dir=state_dir,
         consumer_group=f"bench-quix-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",
         use_changelog_topics=False,
@@ -145,7 +148,10 @@ def measure_quix(args: argparse.Namespace) -> dict[str, Any]:
     )
     topic = app.topic(args.topic, value_deserializer="bytes", key_deserializer="bytes")
     app.dataframe(topic)
-    app.run(count=args.events, timeout=120, collect=False)
+    try:
+        app.run(count=args.events, timeout=120, collect=False)
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
     return result(seen, marks.get("start", 0.0), marks.get("end", 0.0))
 
 
