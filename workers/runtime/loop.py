@@ -44,7 +44,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -148,6 +148,8 @@ class ConsumerLoop:
         self.idle.set()
         self._failures = 0
         self._lag_at = 0.0
+        #: Partitions with a lag series from this loop (forget_lag() drops the ones it loses).
+        self._lag_reported: set[TopicPartition] = set()
         self._overlaps = self.may_overlap and settings.pipeline
         self._tracks_keys = pipeline.dedup_mode is DedupMode.RUNTIME
         self._claims_ahead = self._overlaps and self._tracks_keys and settings.claim_ahead
@@ -409,23 +411,39 @@ class ConsumerLoop:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=delay_s)
 
+    def forget_lag(self, partitions: Iterable[TopicPartition]) -> None:
+        """Drop the lag series of partitions this loop no longer owns: their new owner reports
+        them, and a stale copy here would be added to its figure (dashboards, an HPA's sum)."""
+        for tp in list(partitions):
+            self._lag_reported.discard(tp)
+            with contextlib.suppress(KeyError):  # never measured here
+                self._metrics.consumer_lag.remove(tp.topic, str(tp.partition), self._name)
+
     async def _measure_lag(self) -> None:
         now = time.monotonic()
         if now - self._lag_at < self._settings.lag_refresh_s:
             return
         self._lag_at = now
         assigned = list(self.consumer.assignment())
+        self.forget_lag(self._lag_reported.difference(assigned))
         if not assigned or self._end_offsets is None:
             return
         try:
             # Not the consumer's own end_offsets(): the embedded broker's answer falls short.
             ends = await self._end_offsets.read(assigned)
+            lags = {}
             for tp in assigned:
                 committed = await self.consumer.committed(tp)
-                lag = max(0, ends[tp] - (committed or 0))
-                self._metrics.consumer_lag.labels(tp.topic, str(tp.partition), self._name).set(lag)
+                lags[tp] = max(0, ends[tp] - (committed or 0))
         except (KafkaError, EndOffsetsUnconfirmedError) as exc:
             log.info("lag not measured", processor=self._name, error=str(exc))
+            return
+        # A rebalance may have moved partitions during the reads: report only those still ours.
+        still_ours = self.consumer.assignment()
+        for tp, lag in lags.items():
+            if tp in still_ours:
+                self._metrics.consumer_lag.labels(tp.topic, str(tp.partition), self._name).set(lag)
+                self._lag_reported.add(tp)
 
 
 class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
@@ -437,6 +455,7 @@ class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         if revoked:
             self._loop._metrics.rebalances.labels(self._loop._name).inc()
+        self._loop.forget_lag(revoked)
         self._loop.revoking = True  # the batch ahead is handled, none is claimed ahead
         try:
             with contextlib.suppress(TimeoutError):

@@ -18,7 +18,7 @@ from workers.processors.probe import ProbeProcessor
 from workers.runtime.context import WorkerContext
 from workers.runtime.worker import Worker
 
-from .conftest import TEST_RUNTIME
+from .conftest import TEST_RUNTIME, MakeWorker
 from .runtime_helpers import login, publish, wait_until
 
 pytestmark = pytest.mark.integration
@@ -82,3 +82,53 @@ async def test_lag_counts_every_record_waiting_in_a_retry_tier(
     finally:
         worker.request_stop()
         await running
+
+
+def lag_partitions(worker: Worker, topic: str) -> set[int]:
+    """The partitions of `topic` this worker has a lag series for."""
+    return {
+        int(sample.labels["partition"])
+        for family in worker.context.metrics.collect()
+        if family.name == "liveops_consumer_lag"
+        for sample in family.samples
+        if sample.labels["topic"] == topic
+    }
+
+
+async def test_a_partition_that_moves_is_reported_by_its_new_owner_only(
+    kafka_settings: KafkaSettings,
+    group: ConsumerGroup,
+    make_worker: MakeWorker,
+    unique_name: str,
+) -> None:
+    # Given a worker measuring lag often, owning every partition of the group's input
+    source = group.inputs[0]
+    everything = set(range(source.partitions))
+    events = [login(f"p{i}", f"{unique_name}-k{i}") for i in range(9)]
+    await publish(kafka_settings, source, events)
+    runtime = TEST_RUNTIME.model_copy(update={"lag_refresh_s": 0.05})
+    first, second = make_worker(runtime), make_worker(runtime)
+
+    def reported() -> tuple[set[int], set[int]]:
+        return lag_partitions(first, source.name), lag_partitions(second, source.name)
+
+    async def first_reports_all() -> bool:
+        return reported()[0] == everything
+
+    async def split_between_them() -> bool:
+        mine, theirs = reported()
+        return bool(mine and theirs) and mine | theirs == everything and not mine & theirs
+
+    running = [asyncio.create_task(first.run())]
+    try:
+        assert await wait_until(first_reports_all), reported()
+
+        # When a second worker joins and takes some of the partitions
+        running.append(asyncio.create_task(second.run()))
+
+        # Then each partition's lag is reported by one worker: the first forgot what it lost
+        assert await wait_until(split_between_them), reported()
+    finally:
+        first.request_stop()
+        second.request_stop()
+        await asyncio.gather(*running)
