@@ -85,3 +85,39 @@ runs before the chart's ConfigMap exists, so the Job cannot use envFrom like the
 {{- end }}
 {{- include "liveops-fleet.secretEnv" . }}
 {{- end }}
+
+{{/*
+Refuses autoscaling values no HorizontalPodAutoscaler could honour: minReplicas above
+maxReplicas, and a CPU utilization target without a CPU request (utilization is a share of the
+request, so the HPA would never get a value). Called with
+(dict "where" "gateway" "autoscaling" $autoscaling "resources" $resources); renders nothing.
+*/}}
+{{- define "liveops-fleet.autoscalingChecks" -}}
+{{- $a := .autoscaling }}
+{{- if gt (int $a.minReplicas) (int $a.maxReplicas) }}
+{{- fail (printf "%s.autoscaling: minReplicas (%v) is above maxReplicas (%v)" .where $a.minReplicas $a.maxReplicas) }}
+{{- end }}
+{{- if not (dig "requests" "cpu" "" (.resources | default dict)) }}
+{{- fail (printf "%s.autoscaling: targetCPUUtilizationPercentage needs %s.resources.requests.cpu (utilization is a share of the request)" .where .where) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The scaleTargetRef and CPU metric every HPA of the chart shares. Called with
+(dict "name" $deploymentName "autoscaling" $autoscaling); the caller adds any further metric.
+*/}}
+{{- define "liveops-fleet.autoscalingSpec" -}}
+scaleTargetRef:
+  apiVersion: apps/v1
+  kind: Deployment
+  name: {{ .name }}
+minReplicas: {{ .autoscaling.minReplicas }}
+maxReplicas: {{ .autoscaling.maxReplicas }}
+metrics:
+  - type: Resource
+    resource:
+      name: cpu
+      target:
+        type: Utilization
+        averageUtilization: {{ .autoscaling.targetCPUUtilizationPercentage }}
+{{- end }}

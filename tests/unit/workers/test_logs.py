@@ -18,6 +18,9 @@ from workers.logs import configure_logging
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    # An earlier test's configure_logging() may have left logging "capturing" warnings while
+    # pytest has since put its own showwarning back: start from not capturing.
+    logging.captureWarnings(False)
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
