@@ -1,4 +1,4 @@
-"""`liveops topics ...`, `liveops tail` and `liveops dev broker ...`."""
+"""`liveops topics ...` (lag among them), `liveops tail` and `liveops dev broker ...`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated, NoReturn, Protocol
 
 import typer
 
-from topics import admin, catalog, devbroker, tail
+from topics import admin, catalog, devbroker, lag, tail
 from topics.settings import KafkaSettings
 
 dev_app = typer.Typer(help="The embedded development stack.", no_args_is_help=True)
@@ -169,6 +169,45 @@ def topics_apply(ctx: typer.Context) -> None:
         typer.echo(result.describe())
     if any(result.status is admin.ApplyStatus.FAILED for result in results):
         _fail("some changes failed (see above)")
+
+
+@topics_app.command("lag")
+def topics_lag(
+    ctx: typer.Context,
+    groups: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="GROUP",
+            help="Catalog consumer groups: "
+            + ", ".join(g.processor for g in catalog.CONSUMER_GROUPS)
+            + " (default: all).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Per group and partition: committed offset, end offset, lag (end - committed).
+
+    GROUP reads its inputs as Kafka group liveops.GROUP; GROUP.retry reads its
+    retry tiers as liveops.GROUP.retry. Each gets a total line.
+    Committed "-" (null with --json): never committed there, so lag = end offset.
+    Lag on one partition only: it is stuck (poison event, stuck worker).
+    Lag on every partition: the fleet is too slow for the traffic.
+    GROUP.retry lag also counts records still waiting out their retry delay.
+    Joins no group and commits nothing: it never disturbs the workers.
+    """
+    try:
+        chosen = lag.groups_named(groups or [], catalog.CONSUMER_GROUPS)
+    except KeyError as exc:
+        typer.echo(f"error: {exc.args[0]}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        with _quiet_client_logs():
+            found = asyncio.run(lag.read_lag(_kafka(ctx), chosen))
+    except (admin.BrokerUnreachableError, tail.TopicNotOnClusterError) as exc:
+        _fail(str(exc))
+    for line in lag.render_json(found) if as_json else lag.render_table(found):
+        typer.echo(line)
 
 
 def tail_command(
