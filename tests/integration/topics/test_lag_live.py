@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from test_end_offsets_live import send_batch  # a module beside this one
 from typer.testing import CliRunner
 
-from schemas.codec import encode
-from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics import catalog
 from topics.admin import apply_plan
 from topics.catalog import IAP_GROUP, PLAYER_ACTIONS, ConsumerGroup, Topic
@@ -27,8 +26,6 @@ from topics.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
 
-#: Records sent together share a batch: the end offsets must still count each one.
-BATCH_LINGER_MS = 50
 #: Records per partition of the input topic (5 + 4 + 2 = 11), and of the one retry topic.
 INPUT_COUNTS = (5, 4, 2)
 RETRY_COUNTS = (3, 0)
@@ -48,23 +45,9 @@ async def our_group(settings: KafkaSettings, unique_name: str) -> ConsumerGroup:
 
 
 async def publish(settings: KafkaSettings, topic: Topic, counts: Sequence[int]) -> None:
-    """`counts[p]` records on partition p, sent together."""
-    producer = AIOKafkaProducer(
-        **settings.client_kwargs(),
-        enable_idempotence=settings.enable_idempotence,
-        linger_ms=BATCH_LINGER_MS,
-    )
-    await producer.start()
-    try:
-        value = encode(Envelope(event_id="e", idempotency_key="e", player_id="p"))
-        acks = [
-            await producer.send(topic.name, value, partition=p)
-            for p, count in enumerate(counts)
-            for _ in range(count)
-        ]
-        await asyncio.gather(*acks)
-    finally:
-        await producer.stop()
+    """`counts[p]` records on partition p, sent together: they share batches, and the end
+    offsets must still count each record."""
+    await send_batch(settings, topic, [p for p, count in enumerate(counts) for _ in range(count)])
 
 
 async def commit(
