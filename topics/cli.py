@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, NoReturn, Protocol
 
@@ -201,9 +201,18 @@ def topics_lag(
     except KeyError as exc:
         typer.echo(f"error: {exc.args[0]}", err=True)
         raise typer.Exit(2) from None
+    echo_lag(_kafka(ctx), lag.targets_of(chosen), as_json=as_json)
+
+
+def echo_lag(settings: KafkaSettings, targets: Sequence[lag.LagTarget], *, as_json: bool) -> None:
+    """Read the targets' lag and print it as `liveops topics lag` does (table, or JSON lines).
+
+    Exit 1 with one line when the broker is unreachable or a topic is missing. Also the body of
+    `liveops stream lag`, which reads the velocity job's group.
+    """
     try:
         with _quiet_client_logs():
-            found = asyncio.run(lag.read_lag(_kafka(ctx), chosen))
+            found = asyncio.run(lag.read_lag(settings, targets))
     except (admin.BrokerUnreachableError, tail.TopicNotOnClusterError) as exc:
         _fail(str(exc))
     for line in lag.render_json(found) if as_json else lag.render_table(found):

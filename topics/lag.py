@@ -10,6 +10,9 @@ subscribes, so it never joins the group and never triggers a rebalance of the li
 commits nothing. (Not the admin client's list_consumer_group_offsets: it cannot decode the
 embedded broker's answer.) End offsets come from EndOffsetReader (the embedded broker's ListOffsets
 answer falls short of the end).
+
+read_lag takes LagTarget values: targets_of gives a processor's two, and a reader above topics/
+builds its own (`liveops stream lag` for the velocity job's faust group).
 """
 
 from __future__ import annotations
@@ -76,20 +79,23 @@ class GroupLag:
 
 
 @dataclass(frozen=True)
-class _Target:
+class LagTarget:
+    """One Kafka group to read and the topics it consumes, under the label the SRE knows it by."""
+
     label: str
     group_id: str
     topics: tuple[Topic, ...]
 
 
-def _targets(groups: Iterable[ConsumerGroup]) -> list[_Target]:
-    """The Kafka groups a processor's worker reads with, as worker._build_loops creates them."""
+def targets_of(groups: Iterable[ConsumerGroup]) -> list[LagTarget]:
+    """The Kafka groups a processor's worker reads with, as worker._build_loops creates them:
+    `<group>` on its inputs, then `<group>.retry` on its retry tiers (when it has any)."""
     targets = []
     for group in groups:
-        targets.append(_Target(group.processor, group.name, group.inputs))
+        targets.append(LagTarget(group.processor, group.name, group.inputs))
         if group.retry_tiers:
             targets.append(
-                _Target(
+                LagTarget(
                     f"{group.processor}.retry",
                     f"{group.name}.retry",
                     tuple(tier.topic for tier in group.retry_tiers),
@@ -115,12 +121,12 @@ def groups_named(names: Sequence[str], known: Sequence[ConsumerGroup]) -> tuple[
     return tuple(found.values())
 
 
-async def read_lag(settings: KafkaSettings, groups: Sequence[ConsumerGroup]) -> list[GroupLag]:
-    """Committed offset, end offset and lag of every partition of each group's input group and
-    retry group, in the order given (topics in catalog order, partitions ascending).
+async def read_lag(settings: KafkaSettings, targets: Sequence[LagTarget]) -> list[GroupLag]:
+    """Committed offset, end offset and lag of every partition of each target, in the order
+    given (topics in the target's order, partitions ascending).
 
     Raises BrokerUnreachableError when the cluster does not answer, TopicNotOnClusterError when
-    one of the groups' topics is missing there.
+    one of the targets' topics is missing there.
     """
     ends = EndOffsetReader(settings)
     try:
@@ -128,12 +134,14 @@ async def read_lag(settings: KafkaSettings, groups: Sequence[ConsumerGroup]) -> 
             await ends.start()
         except KafkaConnectionError as exc:
             raise _unreachable(settings, exc) from exc
-        return [await _read_target(settings, ends, target) for target in _targets(groups)]
+        return [await _read_target(settings, ends, target) for target in targets]
     finally:
         await ends.stop()
 
 
-async def _read_target(settings: KafkaSettings, ends: EndOffsetReader, target: _Target) -> GroupLag:
+async def _read_target(
+    settings: KafkaSettings, ends: EndOffsetReader, target: LagTarget
+) -> GroupLag:
     # The group's own id, so committed() answers for it; but no subscribe() and no assign():
     # subscribing would join the group and rebalance the live workers away from their
     # partitions. Auto-commit off: this consumer must never commit.

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from topics.cli import echo_lag
+from topics.lag import LagTarget
 from workers.settings import FleetSettings
 from workers.streams.settings import VelocitySettings
 
@@ -37,3 +41,28 @@ def velocity(ctx: typer.Context) -> None:
         liveness_stale_s=settings.runtime.liveness_stale_s,
         log_level=settings.log_level,
     )
+
+
+@stream_app.command("lag")
+def velocity_lag(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Per partition of the velocity job's inputs: committed offset, end offset, lag.
+
+    The table and JSON lines of `liveops topics lag`, for one Kafka group: the
+    job's app id (LIVEOPS_VELOCITY__APP_ID), labelled velocity, on its inputs
+    player.actions.v1 and leaderboard.scores.v1, then a total line.
+    Lag = end - committed. Committed "-" (null with --json): never committed
+    there, so lag = end offset; with auto_offset_reset "latest" (the default)
+    the job would skip that backlog, not read it.
+    Lag on one partition only: it is stuck. On all: the job is too slow.
+    Joins no group and commits nothing: it never disturbs the running job.
+    Exit 1 when the broker is unreachable or an input topic is missing.
+    """
+    # Imported here: the inputs live beside the job, which loads faust.
+    from workers.streams.velocity_job import INPUTS, JOB
+
+    settings: FleetSettings = ctx.obj
+    target = LagTarget(JOB, velocity_section(settings).app_id, INPUTS)
+    echo_lag(settings.kafka, [target], as_json=as_json)

@@ -21,7 +21,7 @@ from topics import catalog
 from topics.admin import apply_plan
 from topics.catalog import IAP_GROUP, PLAYER_ACTIONS, ConsumerGroup, Topic
 from topics.cli import topics_app
-from topics.lag import GroupLag, PartitionLag, read_lag
+from topics.lag import GroupLag, PartitionLag, read_lag, targets_of
 from topics.settings import KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -91,8 +91,8 @@ async def test_lag_per_partition_of_the_input_and_retry_groups(
     retry_topic = group.retry_tiers[0].topic.name
 
     # When its lag is read (twice: reading must commit nothing)
-    found = await read_lag(kafka_settings, [group])
-    again = await read_lag(kafka_settings, [group])
+    found = await read_lag(kafka_settings, targets_of([group]))
+    again = await read_lag(kafka_settings, targets_of([group]))
 
     # Then each partition shows its commit (None where there is none), its true end, the lag
     assert found == [

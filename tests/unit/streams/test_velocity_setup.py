@@ -1,4 +1,4 @@
-"""Settings, faust options and the `liveops stream` command of the velocity job, no broker."""
+"""Settings, faust options and the `liveops stream` commands of the velocity job, no broker."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic import SecretStr, ValidationError
 from typer.testing import CliRunner
 
 from topics.catalog import LEADERBOARD_SCORES, PLAYER_ACTIONS
+from topics.devbroker import free_port
 from topics.settings import KafkaSettings
 from workers.settings import FleetSettings
 from workers.streams.cli import stream_app, velocity_section
@@ -48,6 +49,24 @@ def test_stream_app_offers_velocity() -> None:
     result = CliRunner().invoke(root, ["stream", "--help"])
     assert result.exit_code == 0
     assert "velocity" in result.output
+
+
+def test_stream_app_offers_lag_and_says_it_joins_no_group() -> None:
+    result = CliRunner().invoke(stream_app, ["lag", "--help"])
+    assert result.exit_code == 0
+    assert "LIVEOPS_VELOCITY__APP_ID" in result.output
+    assert "Joins no group and commits nothing" in result.output
+
+
+def test_lag_with_an_unreachable_broker_exits_1_with_one_clear_line() -> None:
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")
+
+    result = CliRunner().invoke(stream_app, ["lag", "--json"], obj=FleetSettings(kafka=kafka))
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: cannot reach Kafka at {kafka.bootstrap_servers}")
 
 
 def test_catalog_inputs_are_co_partitioned() -> None:

@@ -9,17 +9,26 @@ from dataclasses import dataclass
 import pytest
 from typer.testing import CliRunner
 
-from topics.catalog import CONSUMER_GROUPS, IAP_GROUP, REWARDS_GROUP
+from topics.catalog import (
+    CONSUMER_GROUPS,
+    IAP_GROUP,
+    IAP_OUTCOMES,
+    PLAYER_ACTIONS,
+    REWARDS_GROUP,
+    ConsumerGroup,
+)
 from topics.cli import topics_app
 from topics.devbroker import free_port
 from topics.lag import (
     LEGEND,
     GroupLag,
+    LagTarget,
     PartitionLag,
     groups_named,
     lag_of,
     render_json,
     render_table,
+    targets_of,
 )
 from topics.settings import KafkaSettings
 
@@ -102,6 +111,26 @@ def test_json_is_one_object_per_partition_with_null_for_no_commit() -> None:
         ("rewards", 2, 40, 0),
         ("rewards.retry", 0, 3, 2),
     ]
+
+
+def test_targets_of_a_group_are_its_inputs_then_its_retry_tiers_in_their_own_group() -> None:
+    retry_topics = tuple(tier.topic for tier in REWARDS_GROUP.retry_tiers)
+
+    targets = targets_of([REWARDS_GROUP, IAP_GROUP])
+
+    assert [t.label for t in targets] == ["rewards", "rewards.retry", "iap", "iap.retry"]
+    assert targets[:2] == [
+        LagTarget("rewards", "liveops.rewards", (PLAYER_ACTIONS, IAP_OUTCOMES)),
+        LagTarget("rewards.retry", "liveops.rewards.retry", retry_topics),
+    ]
+    assert len(retry_topics) == len(REWARDS_GROUP.retry_delays_s) > 0
+    assert [t.group_id for t in targets[2:]] == ["liveops.iap", "liveops.iap.retry"]
+
+
+def test_a_group_without_retry_tiers_has_only_its_input_target() -> None:
+    group = ConsumerGroup("probe", (PLAYER_ACTIONS,), retry_delays_s=())
+
+    assert targets_of([group]) == [LagTarget("probe", "liveops.probe", (PLAYER_ACTIONS,))]
 
 
 def test_no_names_means_every_catalog_group() -> None:
