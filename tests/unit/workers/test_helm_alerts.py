@@ -173,6 +173,29 @@ def groupings_of(expr: promql_parser.Expr) -> list[tuple[list[str], promql_parse
     return groupings
 
 
+def assert_reads_only_exported(
+    expr: promql_parser.Expr, exported: dict[str, frozenset[str]], name: str
+) -> set[str]:
+    """Each metric `expr` reads is one the code exports (under that very name: x_total,
+    x_bucket, ...), each label a selector matches is one of its metric's, and each label
+    grouped by (by, on) is one of every metric under that clause. Returns the metrics read."""
+    selectors = selectors_of(expr)
+    metrics = {s.name for s in selectors if s.name is not None}
+    assert metrics, name
+    unknown = metrics - exported.keys()
+    assert unknown == set(), f"{name} reads metrics the code does not export: {unknown}"
+    for selector in selectors:
+        assert selector.name is not None
+        matched = {m.name for m in selector.matchers.matchers} - {"__name__"}
+        assert matched <= exported[selector.name], (name, selector.name, matched)
+    for labels, node in groupings_of(expr):
+        for selector in selectors_of(node):
+            assert selector.name is not None
+            missing = set(labels) - exported[selector.name]
+            assert missing == set(), f"{name}: {selector.name} has no label {missing}"
+    return metrics
+
+
 def matched_values(rules: dict[str, Manifest]) -> dict[str, set[str]]:
     """Label name -> the values the expressions compare it with (a regex's alternatives)."""
     values: dict[str, set[str]] = {}
@@ -259,25 +282,10 @@ def test_every_metric_and_label_an_expression_uses_is_exported_by_the_code(
     """An alert on a metric or label the code does not export is never firing, silently."""
     for name, rule in alert_rules(prometheus_rule).items():
         expr = promql_parser.parse(rule["expr"])
-        selectors = selectors_of(expr)
-        # Given the metrics the expression reads (the parser's and a regex's reading agree)
-        metrics = {s.name for s in selectors if s.name is not None}
+        # Each metric it reads is exported, with the labels it matches and groups by
+        metrics = assert_reads_only_exported(expr, exported, name)
+        # And the parser's reading of the metrics agrees with a regex's
         assert metrics == set(METRIC_NAME.findall(rule["expr"])), name
-        assert metrics, name
-        # Then each is exported, under that very name (x_total, x_bucket, ...)
-        unknown = metrics - exported.keys()
-        assert unknown == set(), f"{name} reads metrics the code does not export: {unknown}"
-        # And each label a selector matches is one of its metric's
-        for selector in selectors:
-            assert selector.name is not None
-            matched = {m.name for m in selector.matchers.matchers} - {"__name__"}
-            assert matched <= exported[selector.name], (name, selector.name, matched)
-        # And each label grouped by (by, on) is one of every metric under that clause
-        for labels, node in groupings_of(expr):
-            for selector in selectors_of(node):
-                assert selector.name is not None
-                missing = set(labels) - exported[selector.name]
-                assert missing == set(), f"{name}: {selector.name} has no label {missing}"
         # And each $labels.x an annotation shows is one the expression keeps (by, on)
         kept = {label for labels, _ in groupings_of(expr) for label in labels}
         for text in rule["annotations"].values():

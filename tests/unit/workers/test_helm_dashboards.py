@@ -24,7 +24,15 @@ import helm_python as helm
 import kubernetes_validate
 import promql_parser
 import pytest
-from test_helm_alerts import REPO, exported, groupings_of, nodes_of, registry, selectors_of
+from test_helm_alerts import (
+    REPO,
+    assert_reads_only_exported,
+    exported,
+    groupings_of,
+    nodes_of,
+    registry,
+    selectors_of,
+)
 from test_helm_chart import (
     CHART,
     KUBERNETES_VERSION,
@@ -355,24 +363,7 @@ def test_every_metric_and_label_a_query_uses_is_exported_by_the_code(
     """A panel on a metric or label the code does not export stays empty, silently."""
     for title, target in queries_of(dashboard):
         expr = promql_parser.parse(with_stand_ins(target["expr"]))
-        selectors = selectors_of(expr)
-        # Given the metrics the query reads
-        metrics = {s.name for s in selectors if s.name is not None}
-        assert metrics, title
-        # Then each is exported, under that very name (x_total, x_bucket, ...)
-        unknown = metrics - exported.keys()
-        assert unknown == set(), f"{title} reads metrics the code does not export: {unknown}"
-        # And each label a selector matches is one of its metric's
-        for selector in selectors:
-            assert selector.name is not None
-            matched = {m.name for m in selector.matchers.matchers} - {"__name__"}
-            assert matched <= exported[selector.name], (title, selector.name, matched)
-        # And each label grouped by is one of every metric under that clause
-        for labels, node in groupings_of(expr):
-            for selector in selectors_of(node):
-                assert selector.name is not None
-                missing = set(labels) - exported[selector.name]
-                assert missing == set(), f"{title}: {selector.name} has no label {missing}"
+        assert_reads_only_exported(expr, exported, title)
 
 
 def test_every_metric_labelled_by_processor_is_selected_by_the_processor_variable(
