@@ -16,12 +16,11 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 from test_helm_chart import (
-    CHART,
     GATEWAY,
     KUBERNETES_VERSION,
-    LINT_WARNING,
     RELEASE,
     Manifest,
+    assert_lint_clean,
     component,
     default_values,
     deployments_by_worker,
@@ -306,9 +305,7 @@ def test_every_autoscaler_passes_the_strict_kubernetes_schemas_and_helm_lint() -
     for manifest in manifests:
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
     # And helm lint has no warning or error
-    report = helm.lint(CHART, override, strict=True, kube_version=f"v{KUBERNETES_VERSION}")
-    assert report["errors"] == []
-    assert [m for m in report["messages"] if m["severity"] >= LINT_WARNING] == []
+    assert_lint_clean(override)
 
 
 def test_the_schemas_refuse_a_malformed_autoscaler() -> None:

@@ -175,12 +175,17 @@ def chart_case(request: pytest.FixtureRequest) -> Iterator[tuple[dict[str, Any],
     yield override, render(override or None)
 
 
+def assert_lint_clean(override: dict[str, Any] | None) -> None:
+    """`helm lint --strict` of the chart with `override` finds no error and no warning (info
+    findings, "icon is recommended", are allowed)."""
+    report = helm.lint(CHART, override, strict=True, kube_version=f"v{KUBERNETES_VERSION}")
+    assert report["errors"] == []
+    assert [m for m in report["messages"] if m["severity"] >= LINT_WARNING] == []
+
+
 def test_helm_lint_is_clean_with_default_values_and_every_worker() -> None:
     for override in (None, every_worker_enabled()):
-        report = helm.lint(CHART, override, strict=True, kube_version=f"v{KUBERNETES_VERSION}")
-        assert report["errors"] == []
-        # Info findings ("icon is recommended") are allowed; warnings and errors are not.
-        assert [m for m in report["messages"] if m["severity"] >= LINT_WARNING] == []
+        assert_lint_clean(override)
 
 
 def test_every_manifest_passes_the_strict_kubernetes_schemas(

@@ -36,9 +36,9 @@ from test_helm_alerts import (
 from test_helm_chart import (
     CHART,
     KUBERNETES_VERSION,
-    LINT_WARNING,
     RELEASE,
     Manifest,
+    assert_lint_clean,
     default_values,
     every_worker_enabled,
     of_kind,
@@ -407,9 +407,7 @@ def test_every_metric_of_the_runbook_table_has_a_panel(dashboard: Json) -> None:
 
 def test_helm_lint_is_clean_with_dashboards_enabled() -> None:
     values = {"dashboards": {"enabled": True, "annotations": {"grafana_folder": "liveops"}}}
-    report = helm.lint(CHART, values, strict=True, kube_version=f"v{KUBERNETES_VERSION}")
-    assert report["errors"] == []
-    assert [m for m in report["messages"] if m["severity"] >= LINT_WARNING] == []
+    assert_lint_clean(values)
 
 
 @pytest.mark.parametrize(

@@ -22,12 +22,11 @@ import kubernetes_validate
 import pytest
 from test_helm_alerts import CRD_DURATION, exported, registry
 from test_helm_chart import (
-    CHART,
     GATEWAY,
     KUBERNETES_VERSION,
-    LINT_WARNING,
     RELEASE,
     Manifest,
+    assert_lint_clean,
     component,
     default_values,
     deployments_by_worker,
@@ -287,9 +286,7 @@ def test_the_pod_monitor_has_the_fields_of_the_crd(monitor: Manifest) -> None:
 
 def test_helm_lint_is_clean_with_the_pod_monitor_enabled() -> None:
     values = {"podMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}}
-    report = helm.lint(CHART, values, strict=True, kube_version=f"v{KUBERNETES_VERSION}")
-    assert report["errors"] == []
-    assert [m for m in report["messages"] if m["severity"] >= LINT_WARNING] == []
+    assert_lint_clean(values)
 
 
 @pytest.mark.parametrize(
