@@ -11,6 +11,13 @@ Life of one publish:
 4. Give the slot back and return (partition, offset), or raise PublishError naming the topic
    and the cause. A PublishError does not prove the record is absent (an ack can be lost), so
    whoever retries keeps the idempotency key: consumers dedup on it.
+
+Callers own the envelope's idempotency key, and it must be globally unique: consumers dedup on
+the key alone, not per player or per producer, so a key another event already used makes this
+one a silently dropped duplicate. Never copy a client-chosen key into it as it is (the gateway
+derives one from the player and the client's key: producers.gateway.envelopes.envelope_key_for);
+use the event id, or a key derived from something globally unique, of at most 191 characters
+(the MySQL dedup keys).
 """
 
 from __future__ import annotations
@@ -156,7 +163,11 @@ class Publisher:
         return await cluster_answers(producer.client, self._settings.ping_timeout_s)
 
     async def publish(self, topic: Topic, envelope: Envelope) -> Delivery:
-        """Publish one envelope, keyed by player id, and wait for the acknowledgement."""
+        """Publish one envelope, keyed by player id, and wait for the acknowledgement.
+
+        The envelope's idempotency key must be globally unique (see the module docstring):
+        consumers treat any other event with the same key as a duplicate of this one.
+        """
         self._check(topic, envelope)
         return await self._deliver(
             topic.name, envelope.player_id.encode(), encode(envelope), headers_for(envelope)

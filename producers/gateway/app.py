@@ -4,7 +4,8 @@ Life of one POST /v1/events (or /v1/purchases, /v1/devices):
 1. The auth middleware verifies the bearer token; its `sub` is the player (401 otherwise).
 2. Content type (415), Idempotency-Key (400), body size (413), body (400, or 422 for an event
    type this route does not take), player (403 when the body names another player).
-3. The gateway stamps event id, receive time, trace and idempotency key.
+3. The gateway stamps event id, receive time, trace and idempotency key (derived from the
+   player and the client's Idempotency-Key, so it is unique across players; see `stamp`).
 4. With an Idempotency-Key, the idempotency store decides: publish, or answer like the first
    request (same event id, nothing published), or 409/422.
 5. Publish to the payload's catalog topic and wait for the broker's ack: 202 with the event id;
@@ -165,7 +166,9 @@ class Gateway:
 
     async def _accept(self, request: web.Request, route: EventRoute) -> web.Response:
         player_id = player_id_of(request)
-        idempotency_key = idempotency_key_from(request.headers.get(IDEMPOTENCY_KEY_HEADER))
+        # The client's key, scoped to its player here and in the idempotency store; the
+        # envelope carries a key derived from both (`stamp`), never this one as it is.
+        client_key = idempotency_key_from(request.headers.get(IDEMPOTENCY_KEY_HEADER))
         envelope = await self._read_envelope(request, route)
         assign_player(envelope, player_id)
         topic = topic_for_payload(payload_type(envelope))
@@ -173,15 +176,15 @@ class Gateway:
         trace = trace_from(
             request.headers.get(TRACEPARENT_HEADER), request.headers.get(TRACESTATE_HEADER)
         )
-        stamp(envelope, idempotency_key, trace)
-        if idempotency_key is None:
+        stamp(envelope, client_key, trace)
+        if client_key is None:
             await self._publish(topic, envelope)
-            return _accepted(envelope, topic.name)
-        claim = await self._settle(player_id, idempotency_key, envelope, fingerprint, topic)
+            return _accepted(envelope, envelope.event_id, topic.name)
+        claim = await self._settle(player_id, client_key, envelope, fingerprint, topic)
         if claim.state is ClaimState.PUBLISHED:
             self.metrics.duplicates.inc()
             envelope.event_id = claim.event_id
-            return _accepted(envelope, claim.topic)
+            return _accepted(envelope, client_key, claim.topic)
         envelope.event_id = claim.event_id  # a retry after a failure keeps the first event id
         try:
             await self._publish(topic, envelope)
@@ -189,7 +192,7 @@ class Gateway:
             await self._finish(claim, published=False)
             raise
         await self._finish(claim, published=True)
-        return _accepted(envelope, topic.name)
+        return _accepted(envelope, client_key, topic.name)
 
     async def _read_envelope(self, request: web.Request, route: EventRoute) -> Envelope:
         limit = self._settings.max_body_bytes
@@ -214,7 +217,7 @@ class Gateway:
     async def _settle(
         self,
         player_id: str,
-        idempotency_key: str,
+        client_key: str,
         envelope: Envelope,
         fingerprint: str,
         topic: Topic,
@@ -222,7 +225,7 @@ class Gateway:
         try:
             claim = await self._store.settle(
                 player_id,
-                idempotency_key,
+                client_key,
                 envelope.event_id,
                 fingerprint,
                 topic.name,
@@ -256,6 +259,8 @@ class Gateway:
                 "gateway.publish_failed",
                 topic=topic.name,
                 event_id=envelope.event_id,
+                # The envelope's (derived) key, the one the workers' dedup rows hold.
+                envelope_idempotency_key=envelope.idempotency_key,
                 error=str(exc),
             )
             raise unavailable(
@@ -284,11 +289,13 @@ class Gateway:
             return False
 
 
-def _accepted(envelope: Envelope, topic_name: str) -> web.Response:
+def _accepted(envelope: Envelope, idempotency_key: str, topic_name: str) -> web.Response:
+    """202. `idempotency_key` is the client's own Idempotency-Key (the event id without one),
+    the key to retry with, not the envelope's derived key."""
     return web.json_response(
         {
             "event_id": envelope.event_id,
-            "idempotency_key": envelope.idempotency_key,
+            "idempotency_key": idempotency_key,
             "topic": topic_name,
         },
         status=202,

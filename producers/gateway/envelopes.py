@@ -6,12 +6,18 @@ result carries exactly one payload clients may send on this route, the client's 
 build; the gateway then fills in what only it may set (`stamp`): event id, receive time, trace,
 idempotency key. Unknown fields are refused in both formats: the gateway is the contract's gate,
 so it is deployed before clients send what it does not know.
+
+Workers dedup on the envelope's idempotency key alone, across every player, but a client
+chooses its Idempotency-Key for its own player only (often a predictable one, such as
+"level-w1-l3"). So the client's key never reaches the envelope as it is: `envelope_key_for`
+derives a globally unique key from (player, client key).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +39,10 @@ PLATFORMS: dict[str, Platform] = {
     "web": Platform.PLATFORM_WEB,
     "server": Platform.PLATFORM_SERVER,
 }
+#: UUIDv5 namespace of the envelope keys derived from (player, client Idempotency-Key). Never
+#: change it: every derived key would change with it, and a client retry straddling that
+#: deploy would no longer dedup in the workers.
+CLIENT_KEY_NAMESPACE = uuid.UUID("abd0772a-91ca-440e-8123-9524f7b2217e")
 #: What a malformed JSON document or payload can raise while being parsed: JSONDecodeError is a
 #: ValueError, json_format.ParseError is not; a deeply nested document raises RecursionError.
 _PARSE_ERRORS = (json_format.ParseError, ValueError, TypeError, RecursionError)
@@ -142,10 +152,30 @@ def fingerprint_of(envelope: Envelope) -> str:
     return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()
 
 
-def stamp(envelope: Envelope, idempotency_key: str | None, trace: TraceContext) -> Envelope:
-    """Fill in what only the gateway sets: event id, receive time, idempotency key, trace."""
+def envelope_key_for(player_id: str, client_key: str) -> str:
+    """The envelope's idempotency key for a player's Idempotency-Key: a UUIDv5 (36 characters).
+
+    Globally unique: two players sending the same key get different envelope keys, so neither
+    event is dropped as the other's duplicate. Deterministic: the same player's retry gets the
+    same envelope key, so the workers still dedup it after the gateway's own idempotency
+    record has expired. The player id is length-prefixed, so no other (player, key) pair
+    names the same text; the result fits VARCHAR(191) whatever the two lengths.
+    """
+    if not player_id:
+        raise ValueError("an envelope key needs the player id")
+    return str(uuid.uuid5(CLIENT_KEY_NAMESPACE, f"{len(player_id)}:{player_id}:{client_key}"))
+
+
+def stamp(envelope: Envelope, client_key: str | None, trace: TraceContext) -> Envelope:
+    """Fill in what only the gateway sets: event id, receive time, idempotency key, trace.
+
+    Call it after `assign_player`: the idempotency key is derived from the envelope's player
+    and the client's Idempotency-Key (`envelope_key_for`), or is the event id without one.
+    """
     envelope.event_id = new_event_id()
-    envelope.idempotency_key = idempotency_key or envelope.event_id
+    envelope.idempotency_key = (
+        envelope_key_for(envelope.player_id, client_key) if client_key else envelope.event_id
+    )
     envelope.received_at.FromDatetime(now_utc())
     envelope.trace.traceparent = trace.traceparent
     envelope.trace.tracestate = trace.tracestate

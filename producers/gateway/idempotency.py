@@ -8,7 +8,8 @@ one replica) cannot both win:
 - `pending`: another request is publishing; wait for it (`settle`), then answer like it;
 - `published`: answer 202 with the stored event id, publish nothing;
 - `failed`: the first attempt could not publish; the caller takes it over and publishes with
-  the same event id (the broker may have stored the first try: consumers dedup on the key);
+  the same event id (the broker may have stored the first try: consumers dedup on the
+  envelope's key, which the same player and key always derive the same way);
 - another fingerprint: the client reused the key for a different request (422).
 
 A claim holds the key `pending_ttl_s` only, so a gateway dying mid-publish frees it for the

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from producers.gateway.auth import PLAYER_ID_MAX_CHARS
 from producers.gateway.envelopes import (
     DEVICES_ROUTE,
     EVENTS_ROUTE,
@@ -14,10 +15,11 @@ from producers.gateway.envelopes import (
     assign_player,
     envelope_from_json,
     envelope_from_protobuf,
+    envelope_key_for,
     fingerprint_of,
     stamp,
 )
-from producers.gateway.headers import TraceContext
+from producers.gateway.headers import IDEMPOTENCY_KEY_MAX_CHARS, TraceContext
 from producers.gateway.problems import ProblemError
 from schemas.codec import payload_type
 from schemas.liveops.v1.actions_pb2 import MATCH_OUTCOME_WIN
@@ -190,16 +192,85 @@ def test_stamp_sets_gateway_fields_and_the_key_defaults_to_the_event_id() -> Non
         trace.tracestate,
     )
 
-    keyed = stamp(envelope_from_json(body(), EVENTS_ROUTE), "retry-1", trace)
-    assert keyed.idempotency_key == "retry-1"
+
+def stamped(player_id: str, client_key: str | None) -> Envelope:
+    """What the gateway publishes for `player_id`'s request with this Idempotency-Key."""
+    envelope = envelope_from_json(body(), EVENTS_ROUTE)
+    assign_player(envelope, player_id)
+    return stamp(envelope, client_key, TraceContext("00-" + "a" * 32 + "-" + "b" * 16 + "-01"))
+
+
+def test_two_players_sending_the_same_key_get_different_envelope_keys() -> None:
+    # Given two players whose clients choose the same, predictable Idempotency-Key
+    # When the gateway stamps both requests
+    first, second = stamped("p-1", "level-w1-l3"), stamped("p-2", "level-w1-l3")
+
+    # Then the workers, which dedup on the envelope key alone, see two different events
+    assert first.idempotency_key != second.idempotency_key
+    assert "level-w1-l3" not in first.idempotency_key + second.idempotency_key
+
+
+def test_the_same_players_retry_gets_the_same_envelope_key() -> None:
+    # A retry after the gateway's own record expired gets a new event id, but the workers
+    # still dedup it: the envelope key depends on the player and the key only.
+    first, retry = stamped("p-1", "level-w1-l3"), stamped("p-1", "level-w1-l3")
+
+    assert first.event_id != retry.event_id
+    assert first.idempotency_key == retry.idempotency_key
+    assert first.idempotency_key == envelope_key_for("p-1", "level-w1-l3")
+    assert stamped("p-1", "level-w1-l4").idempotency_key != first.idempotency_key
+
+
+def test_the_derivation_never_changes() -> None:
+    # Pinned: keys derived by an older gateway must match, or a retry straddling a deploy
+    # is applied twice (the namespace and the length-prefixed text are the contract).
+    assert envelope_key_for("p-1", "level-w1-l3") == "33f34b36-a2bf-5650-94bc-34bcc1dffa33"
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        (("ab", "c"), ("a", "bc")),  # where the player ends and the key begins
+        (("a:1", "x"), ("a", "1:x")),
+        (("1:a", "b"), ("1", "a:b")),
+        (("p\x00", "k"), ("p", "\x00k")),
+    ],
+)
+def test_the_player_and_key_cannot_be_shifted_into_each_other(
+    one: tuple[str, str], other: tuple[str, str]
+) -> None:
+    assert envelope_key_for(*one) != envelope_key_for(*other)
+
+
+def test_the_longest_player_id_and_key_fit_the_dedup_columns() -> None:
+    player_id, key = "p" * PLAYER_ID_MAX_CHARS, "k" * IDEMPOTENCY_KEY_MAX_CHARS
+
+    envelope = stamped(player_id, key)
+
+    assert len(envelope.idempotency_key) == 36  # VARCHAR(191) in processed_events and ledgers
+    assert envelope.idempotency_key != stamped(player_id, key[:-1]).idempotency_key
+
+
+def test_without_a_client_key_the_envelope_key_is_the_event_id() -> None:
+    envelope = stamped("p-1", None)
+
+    assert envelope.idempotency_key == envelope.event_id
+
+
+def test_a_key_is_never_derived_without_a_player() -> None:
+    with pytest.raises(ValueError, match="player id"):
+        stamp(envelope_from_json(body(), EVENTS_ROUTE), "k", TraceContext("00-" + "a" * 32))
 
 
 def test_fingerprint_ignores_what_the_gateway_sets_but_not_what_the_client_sent() -> None:
     first = envelope_from_json(body(), EVENTS_ROUTE)
     again = envelope_from_json(body(), EVENTS_ROUTE)
+    assign_player(first, "p-1")
+    assign_player(again, "p-1")
     before = fingerprint_of(first)
     stamp(again, "k", TraceContext("00-" + "c" * 32 + "-" + "d" * 16 + "-01"))
     assert fingerprint_of(again) == before
 
     changed = envelope_from_json(body(payload={"level_id": "1-2"}), EVENTS_ROUTE)
+    assign_player(changed, "p-1")
     assert fingerprint_of(changed) != before

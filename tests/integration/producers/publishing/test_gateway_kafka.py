@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from producers.gateway.envelopes import envelope_key_for
 from schemas.codec import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT, decode
 from schemas.liveops.v1.envelope_pb2 import PLATFORM_WEB, Envelope
 from topics.catalog import DEVICE_TOKENS, IAP_RECEIPTS, LEADERBOARD_SCORES, PLAYER_ACTIONS
@@ -101,10 +102,12 @@ async def test_a_retried_request_gets_the_same_event_id_and_is_published_once(
     assert (first.status, retry.status) == (202, 202)
     answer = await first.json()
     assert await retry.json() == answer
-    assert answer["idempotency_key"] == "level-1-1-attempt"
+    assert answer["idempotency_key"] == "level-1-1-attempt"  # the client's own key
     records = await probe.records_of(PLAYER_ACTIONS, gateway.player_id, since)
     assert [decode(r.value).event_id for r in records] == [answer["event_id"]]
-    assert decode(records[0].value).idempotency_key == "level-1-1-attempt"
+    assert decode(records[0].value).idempotency_key == envelope_key_for(
+        gateway.player_id, "level-1-1-attempt"
+    )
 
 
 async def test_concurrent_identical_requests_publish_once(
@@ -149,9 +152,11 @@ async def test_a_key_reused_for_another_request_is_refused(
 async def test_idempotency_keys_are_scoped_per_player(
     gateway: GatewayHarness, probe: TopicProbe
 ) -> None:
+    # Given two players whose clients send the same Idempotency-Key
     since = await probe.end_offsets()
     other_player = gateway.player_id + "-b"
 
+    # When both post an event
     for player in (gateway.player_id, other_player):
         response = await gateway.client.post(
             "/v1/events",
@@ -159,9 +164,14 @@ async def test_idempotency_keys_are_scoped_per_player(
             headers={**bearer(player), "Idempotency-Key": "same-key"},
         )
         assert response.status == 202
+        assert (await response.json())["idempotency_key"] == "same-key"
 
-    assert len(await probe.records_of(PLAYER_ACTIONS, gateway.player_id, since)) == 1
-    assert len(await probe.records_of(PLAYER_ACTIONS, other_player, since)) == 1
+    # Then both events arrive, with keys the workers (which dedup across players) tell apart
+    (mine,) = await probe.records_of(PLAYER_ACTIONS, gateway.player_id, since)
+    (theirs,) = await probe.records_of(PLAYER_ACTIONS, other_player, since)
+    keys = [decode(record.value).idempotency_key for record in (mine, theirs)]
+    assert keys[0] != keys[1]
+    assert keys == [envelope_key_for(p, "same-key") for p in (gateway.player_id, other_player)]
 
 
 async def test_probes_and_metrics(gateway: GatewayHarness) -> None:
