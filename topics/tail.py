@@ -2,7 +2,9 @@
 
 A debugging tool: it never joins a consumer group and never commits, so it cannot disturb the
 workers; it assigns every partition and seeks to the beginning or the end. A record that does
-not decode prints an error line with its offset instead of stopping the tail.
+not decode prints an error line with its offset instead of stopping the tail. Sensitive fields
+(receipts, purchase and push tokens: `[debug_redact = true]` in the .proto) are shown as their
+size only (schemas/redaction.py): what the tail prints ends up pasted in chats and tickets.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
-from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import DecodeError, Message
 
 from schemas.codec import validate
 from schemas.errors import InvalidEnvelopeError, LiveopsError, UndecodableEventError
 from schemas.liveops.v1.envelope_pb2 import Envelope
+from schemas.redaction import redacted_dict, scrub, sensitive_values
 from topics.admin import BrokerUnreachableError
 from topics.catalog import Topic
 from topics.offsets import EndOffsetsUnconfirmedError, end_offsets
@@ -74,7 +76,11 @@ def decode_value(value_type: type[Message], data: bytes | None) -> Message:
 
 
 def render_record(record: TailRecord, value_type: type[Message], *, as_json: bool) -> str:
-    """One record as text: metadata, then the value as JSON with proto field names."""
+    """One record as text: metadata, then the value as JSON with proto field names.
+
+    Sensitive fields are redacted, and so are their values wherever a header quotes them (a
+    dead letter's `liveops-error-message` may quote what the handler choked on).
+    """
     doc: dict[str, Any] = {
         "topic": record.topic,
         "partition": record.partition,
@@ -88,7 +94,13 @@ def render_record(record: TailRecord, value_type: type[Message], *, as_json: boo
     except UndecodableEventError as exc:
         doc["error"] = str(exc)
     else:
-        doc["value"] = MessageToDict(message, preserving_proto_field_name=True)
+        doc["value"] = redacted_dict(message)
+        secrets = sensitive_values(message)
+        if secrets:
+            doc["headers"] = {
+                name: None if text is None else scrub(text, secrets)
+                for name, text in doc["headers"].items()
+            }
         if isinstance(message, Envelope):
             # Garbage sometimes parses as an empty envelope; say so rather than print {}.
             try:

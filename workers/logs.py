@@ -1,7 +1,11 @@
-"""Structured logs: JSON lines on stderr, with event, player and trace ids bound by the runtime.
+"""Structured logs: JSON lines on stderr.
 
-Only the process entry point (the `liveops` command) configures logging; libraries just call
-structlog.get_logger(). Receipts, device tokens and secrets are never passed to a logger.
+Nothing is bound to a context: each line about one event passes that event's `event_id`,
+`player_id` and `trace_id` (the trace id of its W3C traceparent) as keys of the line
+(workers/runtime/pipeline.py, handling.py). Only the process entry point (the `liveops`
+command) configures logging; libraries just call structlog.get_logger(). Receipts, device
+tokens and secrets are never passed to a logger, and error text about an event is scrubbed
+of its sensitive payload values first (schemas/redaction.py).
 Libraries that log through the standard library (aiokafka, aiohttp, faust and mode) and Python's
 warnings go through the same renderer, so a log pipeline parses every line of a process the
 same way: `event`, `level`, `timestamp`, plus `logger` naming the library.

@@ -12,6 +12,7 @@ import aiohttp
 import typer
 
 from schemas.codec import payload_type
+from schemas.redaction import scrub_for
 from topics.catalog import CONSUMER_GROUPS, ConsumerGroup
 from workers.processors.probe import DEMO_GROUP
 from workers.processors.registry import UnknownProcessorError, factories_for
@@ -127,16 +128,20 @@ def dlq_replay(
 
 
 def describe(record: InboundRecord) -> str:
-    """One line per dead letter: where, what, why. Payload bodies (receipts, tokens) never."""
+    """One line per dead letter: where, what, why. Payload bodies (receipts, tokens) never,
+    nor a sensitive value the error message quotes (schemas/redaction.py)."""
     envelope = dlq.decoded(record)
     what = (
         f"event {envelope.event_id} player {envelope.player_id} {payload_type(envelope)}"
         if envelope is not None
         else f"undecodable ({len(record.value or b'')} bytes)"
     )
+    message = record.header(headers.ERROR_MESSAGE)
+    if message is not None and envelope is not None:
+        message = scrub_for(message, [envelope])
     return (
         f"{record.partition}/{record.offset} {what} | "
-        f"{record.header(headers.ERROR_CLASS)}: {record.header(headers.ERROR_MESSAGE)} | "
+        f"{record.header(headers.ERROR_CLASS)}: {message} | "
         f"attempt {record.header(headers.ATTEMPT)} "
         f"from {record.header(headers.ORIGINAL_TOPIC)}/{record.header(headers.ORIGINAL_PARTITION)}"
         f"/{record.header(headers.ORIGINAL_OFFSET)} "

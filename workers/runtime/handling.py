@@ -5,10 +5,14 @@
 - PermanentError, or any unexpected exception: the batch is bisected until the guilty events
   stand alone; those are reported FAILED with the error; the others are handled normally.
 - DependencyUnavailableError (and driver connection errors) propagate: the loop holds position.
+
+An error's message goes into retry and dead-letter headers and log lines: any sensitive payload
+value it quotes (a receipt, a token; schemas/redaction.py) is scrubbed out first.
 """
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -16,6 +20,7 @@ import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from schemas.liveops.v1.envelope_pb2 import Envelope
+from schemas.redaction import scrub_for
 from workers.errors import DependencyUnavailableError, PermanentError, TransientError
 from workers.runtime.failures import classify, stack_digest
 from workers.runtime.headers import Failure
@@ -39,13 +44,23 @@ class _WrongOutcomeCountError(PermanentError):
 
 
 def trace_id(envelope: Envelope) -> str:
-    """The trace id of a W3C traceparent (`00-<trace-id>-<span-id>-<flags>`), or ""."""
-    parts = envelope.trace.traceparent.split("-")
+    """The trace id of the envelope's W3C traceparent, or "" (see trace_id_of)."""
+    return trace_id_of(envelope.trace.traceparent)
+
+
+def trace_id_of(traceparent: str) -> str:
+    """The trace id of a W3C traceparent (`00-<trace-id>-<span-id>-<flags>`), or "".
+
+    What every log line about an event carries as `trace_id`: the part that is the same on
+    every hop of the trace (the span id changes at each one)."""
+    parts = traceparent.split("-")
     return parts[1] if len(parts) == 4 else ""
 
 
-def failure_of(exc: BaseException) -> Failure:
-    return Failure(type(exc).__name__, str(exc) or type(exc).__name__, stack_digest(exc))
+def failure_of(exc: BaseException, events: Sequence[Envelope] = ()) -> Failure:
+    """The failure behind `exc`; its message scrubbed of the sensitive values of `events`."""
+    message = str(exc) or type(exc).__name__
+    return Failure(type(exc).__name__, scrub_for(message, events), stack_digest(exc))
 
 
 async def handle_batch(
@@ -59,23 +74,28 @@ async def handle_batch(
     except DependencyUnavailableError:
         raise
     except TransientError as exc:
-        failure = failure_of(exc)
+        failure = failure_of(exc, batch)
         return [Verdict(Outcome.retry(failure.message), failure) for _ in batch]
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - bisected to its event, dead-lettered, logged below
         if len(batch) > 1:
             middle = len(batch) // 2
             head = await handle_batch(processor, batch[:middle], transient_budget_s=0)
             tail = await handle_batch(processor, batch[middle:], transient_budget_s=0)
             return head + tail
-        failure = failure_of(exc)
+        failure = failure_of(exc, batch)
         if not isinstance(exc, PermanentError):
-            log.exception(
+            # The traceback as format_exc_info would render it, scrubbed like the message:
+            # log.exception() would render it from the exception, secrets included.
+            traceback_text = "".join(traceback.format_exception(exc)).rstrip("\n")
+            log.error(  # noqa: TRY400 - the traceback is passed, scrubbed, as exception=
                 "handle raised an unexpected error",
                 processor=processor.name,
                 event_id=batch[0].event_id,
                 player_id=batch[0].player_id,
                 trace_id=trace_id(batch[0]),
+                error_class=failure.error_class,
                 stack_digest=failure.stack_digest,
+                exception=scrub_for(traceback_text, batch),
             )
         return [Verdict(Outcome.failed(failure.message), failure)]
     return [Verdict(outcome) for outcome in outcomes]

@@ -3,6 +3,10 @@
 Shared by the input loop and the retry loop, so a retried event goes through exactly the same
 steps: decode, dedup claim, handle, route (outputs, next retry tier, dead letter). Nothing here
 touches offsets, and nothing is published: the loop does both, in order, from the Plan.
+
+Every log line about one event (sent to a retry tier, dead-lettered) carries its `event_id`,
+`player_id` and `trace_id` as keys of that line; a failure's message is scrubbed of the
+event's sensitive payload values (schemas/redaction.py) before it goes into headers or logs.
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from schemas.codec import decode_valid, encode, headers_for
+from schemas.codec import HEADER_TRACEPARENT, decode, decode_valid, encode, headers_for
 from schemas.errors import ContractError
 from schemas.liveops.v1.envelope_pb2 import Envelope
+from schemas.redaction import scrub_for
 from workers.errors import DependencyUnavailableError
 from workers.runtime import headers
 from workers.runtime.dedup import Claim, Deduplicator
 from workers.runtime.failures import classify
-from workers.runtime.handling import Verdict, failure_of, handle_batch, trace_id
+from workers.runtime.handling import Verdict, failure_of, handle_batch, trace_id, trace_id_of
 from workers.runtime.headers import Failure
 from workers.runtime.metrics import RuntimeMetrics, observe_all
 from workers.runtime.processor import (
@@ -234,7 +239,7 @@ class Pipeline:
             plan.release.append(envelope.idempotency_key)
         failure = verdict.failure or Failure(
             "RetryOutcome" if outcome.kind is OutcomeKind.RETRY else "FailedOutcome",
-            outcome.reason,
+            scrub_for(outcome.reason, (envelope,)),
         )
         if outcome.kind is OutcomeKind.RETRY:
             self._retry(plan, record, envelope, failure)
@@ -258,6 +263,7 @@ class Pipeline:
             processor=self.processor.name,
             tier_delay_s=self._tiers[tier].delay_s,
             error_class=failure.error_class,
+            error_message=failure.message,
             event_id=envelope.event_id,
             player_id=envelope.player_id,
             trace_id=trace_id(envelope),
@@ -274,15 +280,16 @@ class Pipeline:
         plan.records.append(self._copy(record, topic, failure, None))
         plan.outcomes[OutcomeKind.FAILED] += 1
         plan.dead_letters[failure.error_class] += 1
+        event_id, player_id, trace = _ids_of(record, envelope)
         log.warning(
             "event dead-lettered",
             processor=self.processor.name,
             error_class=failure.error_class,
             error_message=failure.message,
             stack_digest=failure.stack_digest,
-            event_id=envelope.event_id if envelope else "",
-            player_id=envelope.player_id if envelope else "",
-            trace_id=trace_id(envelope) if envelope else "",
+            event_id=event_id,
+            player_id=player_id,
+            trace_id=trace,
             source=f"{record.topic}/{record.partition}/{record.offset}",
         )
 
@@ -298,3 +305,21 @@ class Pipeline:
             due_at_ms=due_at_ms,
         )
         return OutboundRecord(topic, record.key, record.value, new_headers)
+
+
+def _ids_of(record: InboundRecord, envelope: Envelope | None) -> tuple[str, str, str]:
+    """(event_id, player_id, trace_id) for a log line about `record`.
+
+    From its envelope when it decoded and validated; else from whatever of the envelope still
+    parses (an envelope that lacks one id still has the others), then from the record itself:
+    every data topic is keyed by player id, and the producer copies the traceparent into a
+    header. "" for what none of them has (garbage bytes carry no event id).
+    """
+    if envelope is None:
+        try:
+            envelope = decode(record.value)
+        except ContractError:
+            envelope = Envelope()
+    key = record.key.decode(errors="replace") if record.key else ""
+    traceparent = envelope.trace.traceparent or record.header(HEADER_TRACEPARENT) or ""
+    return envelope.event_id, envelope.player_id or key, trace_id_of(traceparent)

@@ -24,27 +24,29 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eliveops/v1/notifications.proto\x12\nliveops.v1\"{\n\x15\x44\x65viceTokenRegistered\x12*\n\x08provider\x18\x01 \x01(\x0e\x32\x18.liveops.v1.PushProvider\x12\x14\n\x0c\x64\x65vice_token\x18\x02 \x01(\t\x12\x0e\n\x06locale\x18\x03 \x01(\t\x12\x10\n\x08opted_in\x18\x04 \x01(\x08\"\xd5\x01\n\x15NotificationRequested\x12\x13\n\x0btemplate_id\x18\x01 \x01(\t\x12=\n\x06params\x18\x02 \x03(\x0b\x32-.liveops.v1.NotificationRequested.ParamsEntry\x12$\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x13.liveops.v1.Channel\x12\x13\n\x0b\x63\x61mpaign_id\x18\x04 \x01(\t\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x92\x01\n\x10NotificationSent\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12$\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x13.liveops.v1.Channel\x12*\n\x08provider\x18\x03 \x01(\x0e\x32\x18.liveops.v1.PushProvider\x12\x13\n\x0btemplate_id\x18\x04 \x01(\t\"\xb7\x01\n\x12NotificationFailed\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12$\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x13.liveops.v1.Channel\x12*\n\x08provider\x18\x03 \x01(\x0e\x32\x18.liveops.v1.PushProvider\x12\x13\n\x0btemplate_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x11\n\tpermanent\x18\x06 \x01(\x08*\\\n\x0cPushProvider\x12\x1d\n\x19PUSH_PROVIDER_UNSPECIFIED\x10\x00\x12\x16\n\x12PUSH_PROVIDER_APNS\x10\x01\x12\x15\n\x11PUSH_PROVIDER_FCM\x10\x02*c\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x43HANNEL_PUSH\x10\x01\x12\x11\n\rCHANNEL_INBOX\x10\x02\x12\x1a\n\x16\x43HANNEL_PUSH_AND_INBOX\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eliveops/v1/notifications.proto\x12\nliveops.v1\"\x80\x01\n\x15\x44\x65viceTokenRegistered\x12*\n\x08provider\x18\x01 \x01(\x0e\x32\x18.liveops.v1.PushProvider\x12\x19\n\x0c\x64\x65vice_token\x18\x02 \x01(\tB\x03\x80\x01\x01\x12\x0e\n\x06locale\x18\x03 \x01(\t\x12\x10\n\x08opted_in\x18\x04 \x01(\x08\"\xd5\x01\n\x15NotificationRequested\x12\x13\n\x0btemplate_id\x18\x01 \x01(\t\x12=\n\x06params\x18\x02 \x03(\x0b\x32-.liveops.v1.NotificationRequested.ParamsEntry\x12$\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x13.liveops.v1.Channel\x12\x13\n\x0b\x63\x61mpaign_id\x18\x04 \x01(\t\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x92\x01\n\x10NotificationSent\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12$\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x13.liveops.v1.Channel\x12*\n\x08provider\x18\x03 \x01(\x0e\x32\x18.liveops.v1.PushProvider\x12\x13\n\x0btemplate_id\x18\x04 \x01(\t\"\xb7\x01\n\x12NotificationFailed\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12$\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x13.liveops.v1.Channel\x12*\n\x08provider\x18\x03 \x01(\x0e\x32\x18.liveops.v1.PushProvider\x12\x13\n\x0btemplate_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x11\n\tpermanent\x18\x06 \x01(\x08*\\\n\x0cPushProvider\x12\x1d\n\x19PUSH_PROVIDER_UNSPECIFIED\x10\x00\x12\x16\n\x12PUSH_PROVIDER_APNS\x10\x01\x12\x15\n\x11PUSH_PROVIDER_FCM\x10\x02*c\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x43HANNEL_PUSH\x10\x01\x12\x11\n\rCHANNEL_INBOX\x10\x02\x12\x1a\n\x16\x43HANNEL_PUSH_AND_INBOX\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'liveops.v1.notifications_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_DEVICETOKENREGISTERED'].fields_by_name['device_token']._loaded_options = None
+  _globals['_DEVICETOKENREGISTERED'].fields_by_name['device_token']._serialized_options = b'\200\001\001'
   _globals['_NOTIFICATIONREQUESTED_PARAMSENTRY']._loaded_options = None
   _globals['_NOTIFICATIONREQUESTED_PARAMSENTRY']._serialized_options = b'8\001'
-  _globals['_PUSHPROVIDER']._serialized_start=722
-  _globals['_PUSHPROVIDER']._serialized_end=814
-  _globals['_CHANNEL']._serialized_start=816
-  _globals['_CHANNEL']._serialized_end=915
-  _globals['_DEVICETOKENREGISTERED']._serialized_start=46
-  _globals['_DEVICETOKENREGISTERED']._serialized_end=169
-  _globals['_NOTIFICATIONREQUESTED']._serialized_start=172
-  _globals['_NOTIFICATIONREQUESTED']._serialized_end=385
-  _globals['_NOTIFICATIONREQUESTED_PARAMSENTRY']._serialized_start=340
-  _globals['_NOTIFICATIONREQUESTED_PARAMSENTRY']._serialized_end=385
-  _globals['_NOTIFICATIONSENT']._serialized_start=388
-  _globals['_NOTIFICATIONSENT']._serialized_end=534
-  _globals['_NOTIFICATIONFAILED']._serialized_start=537
-  _globals['_NOTIFICATIONFAILED']._serialized_end=720
+  _globals['_PUSHPROVIDER']._serialized_start=728
+  _globals['_PUSHPROVIDER']._serialized_end=820
+  _globals['_CHANNEL']._serialized_start=822
+  _globals['_CHANNEL']._serialized_end=921
+  _globals['_DEVICETOKENREGISTERED']._serialized_start=47
+  _globals['_DEVICETOKENREGISTERED']._serialized_end=175
+  _globals['_NOTIFICATIONREQUESTED']._serialized_start=178
+  _globals['_NOTIFICATIONREQUESTED']._serialized_end=391
+  _globals['_NOTIFICATIONREQUESTED_PARAMSENTRY']._serialized_start=346
+  _globals['_NOTIFICATIONREQUESTED_PARAMSENTRY']._serialized_end=391
+  _globals['_NOTIFICATIONSENT']._serialized_start=394
+  _globals['_NOTIFICATIONSENT']._serialized_end=540
+  _globals['_NOTIFICATIONFAILED']._serialized_start=543
+  _globals['_NOTIFICATIONFAILED']._serialized_end=726
 # @@protoc_insertion_point(module_scope)

@@ -25,23 +25,27 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aliveops/v1/purchases.proto\x12\nliveops.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x01\n\x18PurchaseReceiptSubmitted\x12 \n\x05store\x18\x01 \x01(\x0e\x32\x11.liveops.v1.Store\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x16\n\x0etransaction_id\x18\x03 \x01(\t\x12\x0f\n\x07receipt\x18\x04 \x01(\x0c\x12\x16\n\x0epurchase_token\x18\x05 \x01(\t\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x14\n\x0cprice_micros\x18\x07 \x01(\x03\"\xc8\x01\n\x10PurchaseVerified\x12 \n\x05store\x18\x01 \x01(\x0e\x32\x11.liveops.v1.Store\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x16\n\x0etransaction_id\x18\x03 \x01(\t\x12\x1f\n\x17original_transaction_id\x18\x04 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x05 \x01(\t\x12\x30\n\x0cpurchased_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9d\x01\n\x10PurchaseRejected\x12 \n\x05store\x18\x01 \x01(\x0e\x32\x11.liveops.v1.Store\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x16\n\x0etransaction_id\x18\x03 \x01(\t\x12+\n\x06reason\x18\x04 \x01(\x0e\x32\x1b.liveops.v1.RejectionReason\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"}\n\x10PurchaseRefunded\x12 \n\x05store\x18\x01 \x01(\x0e\x32\x11.liveops.v1.Store\x12\x16\n\x0etransaction_id\x18\x02 \x01(\t\x12/\n\x0brefunded_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*A\n\x05Store\x12\x15\n\x11STORE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTORE_APPLE\x10\x01\x12\x10\n\x0cSTORE_GOOGLE\x10\x02*\x98\x02\n\x0fRejectionReason\x12 \n\x1cREJECTION_REASON_UNSPECIFIED\x10\x00\x12&\n\"REJECTION_REASON_INVALID_SIGNATURE\x10\x01\x12&\n\"REJECTION_REASON_MALFORMED_RECEIPT\x10\x02\x12%\n!REJECTION_REASON_PRODUCT_MISMATCH\x10\x03\x12%\n!REJECTION_REASON_ALREADY_CONSUMED\x10\x04\x12\x1d\n\x19REJECTION_REASON_REFUNDED\x10\x05\x12&\n\"REJECTION_REASON_WRONG_ENVIRONMENT\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aliveops/v1/purchases.proto\x12\nliveops.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x01\n\x18PurchaseReceiptSubmitted\x12 \n\x05store\x18\x01 \x01(\x0e\x32\x11.liveops.v1.Store\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x16\n\x0etransaction_id\x18\x03 \x01(\t\x12\x14\n\x07receipt\x18\x04 \x01(\x0c\x42\x03\x80\x01\x01\x12\x1b\n\x0epurchase_token\x18\x05 \x01(\tB\x03\x80\x01\x01\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x14\n\x0cprice_micros\x18\x07 \x01(\x03\"\xc8\x01\n\x10PurchaseVerified\x12 \n\x05store\x18\x01 \x01(\x0e\x32\x11.liveops.v1.Store\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x16\n\x0etransaction_id\x18\x03 \x01(\t\x12\x1f\n\x17original_transaction_id\x18\x04 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x05 \x01(\t\x12\x30\n\x0cpurchased_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x9d\x01\n\x10PurchaseRejected\x12 \n\x05store\x18\x01 \x01(\x0e\x32\x11.liveops.v1.Store\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x16\n\x0etransaction_id\x18\x03 \x01(\t\x12+\n\x06reason\x18\x04 \x01(\x0e\x32\x1b.liveops.v1.RejectionReason\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"}\n\x10PurchaseRefunded\x12 \n\x05store\x18\x01 \x01(\x0e\x32\x11.liveops.v1.Store\x12\x16\n\x0etransaction_id\x18\x02 \x01(\t\x12/\n\x0brefunded_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*A\n\x05Store\x12\x15\n\x11STORE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTORE_APPLE\x10\x01\x12\x10\n\x0cSTORE_GOOGLE\x10\x02*\x98\x02\n\x0fRejectionReason\x12 \n\x1cREJECTION_REASON_UNSPECIFIED\x10\x00\x12&\n\"REJECTION_REASON_INVALID_SIGNATURE\x10\x01\x12&\n\"REJECTION_REASON_MALFORMED_RECEIPT\x10\x02\x12%\n!REJECTION_REASON_PRODUCT_MISMATCH\x10\x03\x12%\n!REJECTION_REASON_ALREADY_CONSUMED\x10\x04\x12\x1d\n\x19REJECTION_REASON_REFUNDED\x10\x05\x12&\n\"REJECTION_REASON_WRONG_ENVIRONMENT\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'liveops.v1.purchases_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STORE']._serialized_start=753
-  _globals['_STORE']._serialized_end=818
-  _globals['_REJECTIONREASON']._serialized_start=821
-  _globals['_REJECTIONREASON']._serialized_end=1101
+  _globals['_PURCHASERECEIPTSUBMITTED'].fields_by_name['receipt']._loaded_options = None
+  _globals['_PURCHASERECEIPTSUBMITTED'].fields_by_name['receipt']._serialized_options = b'\200\001\001'
+  _globals['_PURCHASERECEIPTSUBMITTED'].fields_by_name['purchase_token']._loaded_options = None
+  _globals['_PURCHASERECEIPTSUBMITTED'].fields_by_name['purchase_token']._serialized_options = b'\200\001\001'
+  _globals['_STORE']._serialized_start=763
+  _globals['_STORE']._serialized_end=828
+  _globals['_REJECTIONREASON']._serialized_start=831
+  _globals['_REJECTIONREASON']._serialized_end=1111
   _globals['_PURCHASERECEIPTSUBMITTED']._serialized_start=76
-  _globals['_PURCHASERECEIPTSUBMITTED']._serialized_end=261
-  _globals['_PURCHASEVERIFIED']._serialized_start=264
-  _globals['_PURCHASEVERIFIED']._serialized_end=464
-  _globals['_PURCHASEREJECTED']._serialized_start=467
-  _globals['_PURCHASEREJECTED']._serialized_end=624
-  _globals['_PURCHASEREFUNDED']._serialized_start=626
-  _globals['_PURCHASEREFUNDED']._serialized_end=751
+  _globals['_PURCHASERECEIPTSUBMITTED']._serialized_end=271
+  _globals['_PURCHASEVERIFIED']._serialized_start=274
+  _globals['_PURCHASEVERIFIED']._serialized_end=474
+  _globals['_PURCHASEREJECTED']._serialized_start=477
+  _globals['_PURCHASEREJECTED']._serialized_end=634
+  _globals['_PURCHASEREFUNDED']._serialized_start=636
+  _globals['_PURCHASEREFUNDED']._serialized_end=761
 # @@protoc_insertion_point(module_scope)
