@@ -53,16 +53,21 @@ class MySQLTarget:
         ).render_as_string(hide_password=False)
 
 
+def alembic_config(target: MySQLTarget) -> Config:
+    """The Alembic configuration of our migrations against `target` (no alembic.ini)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", target.sqlalchemy_url().replace("%", "%%"))
+    return config
+
+
 def migrate(target: MySQLTarget, revision: str = "heads") -> None:
     """Bring the schema to `revision`. Idempotent: a second run changes nothing.
 
     Each domain (runtime, leaderboards, rewards, ...) keeps its own branch of revisions
     starting at 0001, so the default target is every head.
     """
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("sqlalchemy.url", target.sqlalchemy_url().replace("%", "%%"))
-    command.upgrade(config, revision)
+    command.upgrade(alembic_config(target), revision)
 
 
 async def create_pool(target: MySQLTarget, *, maxsize: int = 10) -> aiomysql.Pool:
