@@ -29,6 +29,7 @@ INPUT_PAYLOADS = frozenset(
         "purchase_receipt_submitted",
         "device_token_registered",
         "notification_requested",
+        "offer_bought",
     }
 )
 

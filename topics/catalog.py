@@ -105,14 +105,16 @@ PLAYER_ACTIONS = Topic(
     12,
     7 * DAY_MS,
     "gateway",
-    "Gameplay actions that may earn rewards, and season prizes announced by leaderboards "
-    "(players can never send those: the gateway accepts only schemas.codec.INPUT_PAYLOADS).",
+    "Gameplay actions that may earn rewards, shop offers bought with soft currency, and "
+    "season prizes announced by leaderboards (players can never send those: the gateway "
+    "accepts only schemas.codec.INPUT_PAYLOADS).",
     frozenset(
         {
             "level_completed",
             "quest_completed",
             "daily_login",
             "match_result",
+            "offer_bought",
             "season_prize_awarded",
         }
     ),

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18liveops/v1/actions.proto\x12\nliveops.v1\"U\n\x0eLevelCompleted\x12\x10\n\x08level_id\x18\x01 \x01(\t\x12\r\n\x05stars\x18\x02 \x01(\r\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x04\x12\r\n\x05score\x18\x04 \x01(\x03\"\"\n\x0eQuestCompleted\x12\x10\n\x08quest_id\x18\x01 \x01(\t\"5\n\nDailyLogin\x12\x13\n\x0bstreak_days\x18\x01 \x01(\r\x12\x12\n\nlocal_date\x18\x02 \x01(\t\"g\n\x0bMatchResult\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x0c\n\x04mode\x18\x02 \x01(\t\x12)\n\x07outcome\x18\x03 \x01(\x0e\x32\x18.liveops.v1.MatchOutcome\x12\r\n\x05score\x18\x04 \x01(\x03\"7\n\x0eScoreSubmitted\x12\x16\n\x0eleaderboard_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x03*t\n\x0cMatchOutcome\x12\x1d\n\x19MATCH_OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11MATCH_OUTCOME_WIN\x10\x01\x12\x16\n\x12MATCH_OUTCOME_LOSS\x10\x02\x12\x16\n\x12MATCH_OUTCOME_DRAW\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18liveops/v1/actions.proto\x12\nliveops.v1\"U\n\x0eLevelCompleted\x12\x10\n\x08level_id\x18\x01 \x01(\t\x12\r\n\x05stars\x18\x02 \x01(\r\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x04\x12\r\n\x05score\x18\x04 \x01(\x03\"\"\n\x0eQuestCompleted\x12\x10\n\x08quest_id\x18\x01 \x01(\t\"5\n\nDailyLogin\x12\x13\n\x0bstreak_days\x18\x01 \x01(\r\x12\x12\n\nlocal_date\x18\x02 \x01(\t\"g\n\x0bMatchResult\x12\x10\n\x08match_id\x18\x01 \x01(\t\x12\x0c\n\x04mode\x18\x02 \x01(\t\x12)\n\x07outcome\x18\x03 \x01(\x0e\x32\x18.liveops.v1.MatchOutcome\x12\r\n\x05score\x18\x04 \x01(\x03\"7\n\x0eScoreSubmitted\x12\x16\n\x0eleaderboard_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x03\"\x1f\n\x0bOfferBought\x12\x10\n\x08offer_id\x18\x01 \x01(\t*t\n\x0cMatchOutcome\x12\x1d\n\x19MATCH_OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11MATCH_OUTCOME_WIN\x10\x01\x12\x16\n\x12MATCH_OUTCOME_LOSS\x10\x02\x12\x16\n\x12MATCH_OUTCOME_DRAW\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'liveops.v1.actions_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MATCHOUTCOME']._serialized_start=380
-  _globals['_MATCHOUTCOME']._serialized_end=496
+  _globals['_MATCHOUTCOME']._serialized_start=413
+  _globals['_MATCHOUTCOME']._serialized_end=529
   _globals['_LEVELCOMPLETED']._serialized_start=40
   _globals['_LEVELCOMPLETED']._serialized_end=125
   _globals['_QUESTCOMPLETED']._serialized_start=127
@@ -43,4 +43,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MATCHRESULT']._serialized_end=321
   _globals['_SCORESUBMITTED']._serialized_start=323
   _globals['_SCORESUBMITTED']._serialized_end=378
+  _globals['_OFFERBOUGHT']._serialized_start=380
+  _globals['_OFFERBOUGHT']._serialized_end=411
 # @@protoc_insertion_point(module_scope)

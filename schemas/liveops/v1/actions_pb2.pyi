@@ -61,3 +61,9 @@ class ScoreSubmitted(_message.Message):
     leaderboard_id: str
     score: int
     def __init__(self, leaderboard_id: _Optional[str] = ..., score: _Optional[int] = ...) -> None: ...
+
+class OfferBought(_message.Message):
+    __slots__ = ("offer_id",)
+    OFFER_ID_FIELD_NUMBER: _ClassVar[int]
+    offer_id: str
+    def __init__(self, offer_id: _Optional[str] = ...) -> None: ...

@@ -29,7 +29,7 @@ PLATFORM_WEB: Platform
 PLATFORM_SERVER: Platform
 
 class Envelope(_message.Message):
-    __slots__ = ("event_id", "idempotency_key", "player_id", "occurred_at", "received_at", "client", "trace", "level_completed", "quest_completed", "daily_login", "match_result", "score_submitted", "purchase_receipt_submitted", "device_token_registered", "notification_requested", "reward_granted", "purchase_verified", "purchase_rejected", "notification_sent", "notification_failed", "leaderboard_rank_changed", "purchase_refunded", "score_rejected", "season_prize_awarded", "player_flagged")
+    __slots__ = ("event_id", "idempotency_key", "player_id", "occurred_at", "received_at", "client", "trace", "level_completed", "quest_completed", "daily_login", "match_result", "score_submitted", "purchase_receipt_submitted", "device_token_registered", "notification_requested", "offer_bought", "reward_granted", "purchase_verified", "purchase_rejected", "notification_sent", "notification_failed", "leaderboard_rank_changed", "purchase_refunded", "score_rejected", "season_prize_awarded", "player_flagged")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     PLAYER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,7 @@ class Envelope(_message.Message):
     PURCHASE_RECEIPT_SUBMITTED_FIELD_NUMBER: _ClassVar[int]
     DEVICE_TOKEN_REGISTERED_FIELD_NUMBER: _ClassVar[int]
     NOTIFICATION_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    OFFER_BOUGHT_FIELD_NUMBER: _ClassVar[int]
     REWARD_GRANTED_FIELD_NUMBER: _ClassVar[int]
     PURCHASE_VERIFIED_FIELD_NUMBER: _ClassVar[int]
     PURCHASE_REJECTED_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +71,7 @@ class Envelope(_message.Message):
     purchase_receipt_submitted: _purchases_pb2.PurchaseReceiptSubmitted
     device_token_registered: _notifications_pb2.DeviceTokenRegistered
     notification_requested: _notifications_pb2.NotificationRequested
+    offer_bought: _actions_pb2.OfferBought
     reward_granted: _rewards_pb2.RewardGranted
     purchase_verified: _purchases_pb2.PurchaseVerified
     purchase_rejected: _purchases_pb2.PurchaseRejected
@@ -80,7 +82,7 @@ class Envelope(_message.Message):
     score_rejected: _leaderboards_pb2.ScoreRejected
     season_prize_awarded: _rewards_pb2.SeasonPrizeAwarded
     player_flagged: _abuse_pb2.PlayerFlagged
-    def __init__(self, event_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., player_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., client: _Optional[_Union[ClientInfo, _Mapping]] = ..., trace: _Optional[_Union[TraceContext, _Mapping]] = ..., level_completed: _Optional[_Union[_actions_pb2.LevelCompleted, _Mapping]] = ..., quest_completed: _Optional[_Union[_actions_pb2.QuestCompleted, _Mapping]] = ..., daily_login: _Optional[_Union[_actions_pb2.DailyLogin, _Mapping]] = ..., match_result: _Optional[_Union[_actions_pb2.MatchResult, _Mapping]] = ..., score_submitted: _Optional[_Union[_actions_pb2.ScoreSubmitted, _Mapping]] = ..., purchase_receipt_submitted: _Optional[_Union[_purchases_pb2.PurchaseReceiptSubmitted, _Mapping]] = ..., device_token_registered: _Optional[_Union[_notifications_pb2.DeviceTokenRegistered, _Mapping]] = ..., notification_requested: _Optional[_Union[_notifications_pb2.NotificationRequested, _Mapping]] = ..., reward_granted: _Optional[_Union[_rewards_pb2.RewardGranted, _Mapping]] = ..., purchase_verified: _Optional[_Union[_purchases_pb2.PurchaseVerified, _Mapping]] = ..., purchase_rejected: _Optional[_Union[_purchases_pb2.PurchaseRejected, _Mapping]] = ..., notification_sent: _Optional[_Union[_notifications_pb2.NotificationSent, _Mapping]] = ..., notification_failed: _Optional[_Union[_notifications_pb2.NotificationFailed, _Mapping]] = ..., leaderboard_rank_changed: _Optional[_Union[_leaderboards_pb2.LeaderboardRankChanged, _Mapping]] = ..., purchase_refunded: _Optional[_Union[_purchases_pb2.PurchaseRefunded, _Mapping]] = ..., score_rejected: _Optional[_Union[_leaderboards_pb2.ScoreRejected, _Mapping]] = ..., season_prize_awarded: _Optional[_Union[_rewards_pb2.SeasonPrizeAwarded, _Mapping]] = ..., player_flagged: _Optional[_Union[_abuse_pb2.PlayerFlagged, _Mapping]] = ...) -> None: ...
+    def __init__(self, event_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., player_id: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., client: _Optional[_Union[ClientInfo, _Mapping]] = ..., trace: _Optional[_Union[TraceContext, _Mapping]] = ..., level_completed: _Optional[_Union[_actions_pb2.LevelCompleted, _Mapping]] = ..., quest_completed: _Optional[_Union[_actions_pb2.QuestCompleted, _Mapping]] = ..., daily_login: _Optional[_Union[_actions_pb2.DailyLogin, _Mapping]] = ..., match_result: _Optional[_Union[_actions_pb2.MatchResult, _Mapping]] = ..., score_submitted: _Optional[_Union[_actions_pb2.ScoreSubmitted, _Mapping]] = ..., purchase_receipt_submitted: _Optional[_Union[_purchases_pb2.PurchaseReceiptSubmitted, _Mapping]] = ..., device_token_registered: _Optional[_Union[_notifications_pb2.DeviceTokenRegistered, _Mapping]] = ..., notification_requested: _Optional[_Union[_notifications_pb2.NotificationRequested, _Mapping]] = ..., offer_bought: _Optional[_Union[_actions_pb2.OfferBought, _Mapping]] = ..., reward_granted: _Optional[_Union[_rewards_pb2.RewardGranted, _Mapping]] = ..., purchase_verified: _Optional[_Union[_purchases_pb2.PurchaseVerified, _Mapping]] = ..., purchase_rejected: _Optional[_Union[_purchases_pb2.PurchaseRejected, _Mapping]] = ..., notification_sent: _Optional[_Union[_notifications_pb2.NotificationSent, _Mapping]] = ..., notification_failed: _Optional[_Union[_notifications_pb2.NotificationFailed, _Mapping]] = ..., leaderboard_rank_changed: _Optional[_Union[_leaderboards_pb2.LeaderboardRankChanged, _Mapping]] = ..., purchase_refunded: _Optional[_Union[_purchases_pb2.PurchaseRefunded, _Mapping]] = ..., score_rejected: _Optional[_Union[_leaderboards_pb2.ScoreRejected, _Mapping]] = ..., season_prize_awarded: _Optional[_Union[_rewards_pb2.SeasonPrizeAwarded, _Mapping]] = ..., player_flagged: _Optional[_Union[_abuse_pb2.PlayerFlagged, _Mapping]] = ...) -> None: ...
 
 class ClientInfo(_message.Message):
     __slots__ = ("platform", "app_version", "build", "schema_version")

@@ -90,6 +90,10 @@ def level_completed(player_id: str, **options: str) -> Envelope:
     return envelope("level_completed", level, player_id, **options)
 
 
+def offer_bought(player_id: str, offer_id: str, *, key: str | None = None) -> Envelope:
+    return envelope("offer_bought", actions_pb2.OfferBought(offer_id=offer_id), player_id, key=key)
+
+
 def purchase(player_id: str, transaction_id: str, product_id: str = "pack") -> Envelope:
     verified = purchases_pb2.PurchaseVerified(
         store=purchases_pb2.STORE_APPLE, product_id=product_id, transaction_id=transaction_id
@@ -110,6 +114,7 @@ async def started_processor(
     *,
     rules: str = RULES,
     policy: NegativeBalancePolicy = "debt",
+    spend_policy: NegativeBalancePolicy = "reject",
     group: ConsumerGroup | None = None,
     metrics: CollectorRegistry | None = None,
     dedup: Literal["runtime", "processor"] = "processor",
@@ -119,7 +124,11 @@ async def started_processor(
     path = rules_dir / "rules.toml"
     path.write_text(rules, encoding="utf-8")
     settings = RewardsSettings(
-        rules_path=path, reload_interval_s=0, negative_balance=policy, dedup=dedup
+        rules_path=path,
+        reload_interval_s=0,
+        negative_balance=policy,
+        spend_negative_balance=spend_policy,
+        dedup=dedup,
     )
     kind: type[RewardsProcessor] = RewardsProcessor
     if group is not None:

@@ -25,6 +25,7 @@ from schemas.codec import payload_type
 from schemas.liveops.v1.actions_pb2 import MATCH_OUTCOME_WIN
 from schemas.liveops.v1.envelope_pb2 import PLATFORM_IOS, Envelope
 from schemas.liveops.v1.purchases_pb2 import STORE_APPLE
+from topics.catalog import PLAYER_ACTIONS, topic_for_payload
 
 CLIENT = {"platform": "ios", "app_version": "2.14.0", "build": 120, "schema_version": 1}
 
@@ -65,6 +66,27 @@ def test_enums_and_empty_payloads_are_accepted() -> None:
     assert match.match_result.outcome == MATCH_OUTCOME_WIN
     quest = envelope_from_json(body(type="quest_completed", payload={}), EVENTS_ROUTE)
     assert payload_type(quest) == "quest_completed"
+
+
+def test_a_shop_offer_bought_is_accepted_on_the_events_route_and_names_only_the_offer() -> None:
+    bought = envelope_from_json(
+        body(type="offer_bought", payload={"offer_id": "iron-sword"}), EVENTS_ROUTE
+    )
+    assert payload_type(bought) == "offer_bought"
+    assert bought.offer_bought.offer_id == "iron-sword"
+    assert topic_for_payload("offer_bought") is PLAYER_ACTIONS
+    # The price is data of the rules file: a client cannot send one.
+    priced = body(type="offer_bought", payload={"offer_id": "iron-sword", "price": 1})
+    assert "not a valid offer_bought" in refusal(priced).detail
+    assert refusal(body(type="offer_bought", payload={}), PURCHASES_ROUTE).detail == (
+        "send offer_bought to POST /v1/events"
+    )
+    sent = Envelope()
+    sent.occurred_at.FromJsonString("2026-11-25T08:00:00Z")
+    sent.client.platform = PLATFORM_IOS
+    sent.offer_bought.offer_id = "iron-sword"
+    parsed = envelope_from_protobuf(sent.SerializeToString(), EVENTS_ROUTE)
+    assert parsed.offer_bought.offer_id == "iron-sword"
 
 
 def test_single_payload_routes_do_not_need_a_type() -> None:

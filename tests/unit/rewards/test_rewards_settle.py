@@ -1,15 +1,21 @@
-"""Settling a batch: caps, purchase dedup, exact claw-backs, debt or rejection, event order."""
+"""Settling a batch: caps, purchase dedup, exact claw-backs, spends, debt or rejection, event
+order."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+from decimal import Decimal
 
+import pytest
 from rewards_builders import NOW
 
+from schemas.liveops.v1 import rewards_pb2
 from workers.processors.rewards.actions import Action, ActionKind
+from workers.processors.rewards.campaigns import Campaign
 from workers.processors.rewards.grants import AssetKind, GrantSpec, LedgerRow, grant_id_for
 from workers.processors.rewards.plan import ClawbackPlan, EventRef, GrantPlan, RefusalCode
-from workers.processors.rewards.rules import Rule
+from workers.processors.rewards.rules import Conditions, Rule
+from workers.processors.rewards.settings import NegativeBalancePolicy, RewardsSettings
 from workers.processors.rewards.settle import BatchState, Settlement, settle
 from workers.runtime.processor import OutcomeKind
 
@@ -178,3 +184,126 @@ def test_claw_backs_follow_the_purchase_to_its_player() -> None:
     state = BatchState(purchase_rows=earlier_purchase(player="p9"))
     out = settle([refund("r1")], state, "debt")
     assert out.ledger_rows[0].player_id == "p9"
+
+
+SWORD = Rule(
+    id="offer-sword",
+    version=2,
+    action=ActionKind.OFFER_BOUGHT,
+    when=Conditions(offer_id="sword"),
+    costs=(GrantSpec(asset="coins", amount=500),),
+    grants=(GrantSpec(asset="sword", kind=AssetKind.ITEM, amount=1),),
+)
+COINS = ("p1", AssetKind.CURRENCY, "coins")
+SWORDS = ("p1", AssetKind.ITEM, "sword")
+
+
+def buy(key: str) -> GrantPlan:
+    return GrantPlan(
+        event=EventRef("p1", key, f"e-{key}"),
+        action=Action(ActionKind.OFFER_BOUGHT, offer_id="sword"),
+        rule=SWORD,
+        grants=SWORD.grants,
+        campaign=None,
+        campaign_missed="",
+        day=DAY,
+        cap=None,
+    )
+
+
+def coins(balance: int) -> BatchState:
+    return BatchState(nets={COINS: balance})
+
+
+@pytest.mark.parametrize("policy", ["reject", "debt"])
+@pytest.mark.parametrize("balance", [800, 500])
+def test_a_spend_within_or_exactly_at_the_balance_debits_and_grants_as_one(
+    policy: NegativeBalancePolicy, balance: int
+) -> None:
+    out = settle([buy("b1")], coins(balance), "debt", spends=policy)
+
+    assert kinds(out) == [OutcomeKind.APPLIED]
+    record = out.results[0].record
+    assert record is not None
+    assert [
+        (r.grant_id, r.asset_id, r.amount, r.reason, r.rule_id, r.rule_version) for r in record.rows
+    ] == [
+        (grant_id_for("b1"), "coins", -500, "offer_bought", "offer-sword", 2),
+        (grant_id_for("b1"), "sword", 1, "offer_bought", "offer-sword", 2),
+    ]
+    assert out.ledger_rows == list(record.rows)
+    assert out.deltas == {COINS: -500, SWORDS: 1}
+    assert out.cap_increments == {} and out.refusals == []
+
+
+def test_a_spend_over_the_balance_is_refused_whole_under_the_reject_policy() -> None:
+    out = settle([buy("b1")], coins(499), "debt", spends="reject")
+
+    assert kinds(out) == [OutcomeKind.REJECTED]
+    assert out.results[0].reason == (
+        "insufficient_balance: offer sword (rule offer-sword v2) costs more than the balance "
+        "(coins: balance 499, price 500)"
+    )
+    assert out.ledger_rows == [] and out.deltas == {}
+    (refusal,) = out.refusals
+    assert (refusal.code, refusal.rule) == (RefusalCode.INSUFFICIENT_BALANCE, SWORD)
+
+
+def test_spends_are_refused_over_the_balance_by_default_whatever_the_claw_back_policy() -> None:
+    # Claw-backs default to debt (the refunded coins are usually spent already); a shop spend
+    # on credit would hand out items for free, so spends have their own policy: reject.
+    assert RewardsSettings().negative_balance == "debt"
+    assert RewardsSettings().spend_negative_balance == "reject"
+
+    out = settle([buy("b1")], coins(499), RewardsSettings().negative_balance)
+
+    assert kinds(out) == [OutcomeKind.REJECTED]
+    assert out.ledger_rows == []
+
+
+def test_a_spend_over_the_balance_becomes_debt_under_the_debt_policy() -> None:
+    # The debt policy reads no nets: a spend is a relative delta, like every grant.
+    out = settle([buy("b1")], BatchState(), "reject", spends="debt")
+
+    assert kinds(out) == [OutcomeKind.APPLIED]
+    # The whole price is debited; MySQL shows net -500 as balance 0 and debt 500.
+    assert out.deltas == {COINS: -500, SWORDS: 1}
+
+
+def test_of_two_spends_in_one_batch_only_the_one_that_fits_is_applied() -> None:
+    out = settle([buy("b1"), buy("b2")], coins(900), "debt", spends="reject")
+
+    assert kinds(out) == [OutcomeKind.APPLIED, OutcomeKind.REJECTED]
+    assert "(coins: balance 400, price 500)" in out.results[1].reason
+    assert out.deltas == {COINS: -500, SWORDS: 1}
+    assert {r.grant_id for r in out.ledger_rows} == {grant_id_for("b1")}
+
+
+def test_a_grant_earlier_in_the_batch_makes_a_spend_affordable() -> None:
+    rich_win = win("w")._replace(grants=(GrantSpec(asset="coins", amount=100),))
+
+    out = settle([buy("b0"), rich_win, buy("b1")], coins(400), "debt", spends="reject")
+
+    assert kinds(out) == [OutcomeKind.REJECTED, OutcomeKind.APPLIED, OutcomeKind.APPLIED]
+    assert out.deltas == {COINS: -400, SWORDS: 1}
+
+
+def test_a_spend_record_names_the_campaign_of_its_grants_not_of_its_price() -> None:
+    campaign = Campaign(
+        id="shop", version=3, starts_at=NOW, ends_at=NOW + timedelta(days=1), multiplier=Decimal(2)
+    )
+    plan = buy("b1")._replace(campaign=campaign)
+
+    (result,) = settle([plan], coins(500), "debt", spends="reject").results
+
+    assert result.record is not None
+    assert [r.campaign_id for r in result.record.rows] == [None, "shop"]
+    message = rewards_pb2.RewardGranted()
+    result.record.fill(message)
+    assert (message.campaign_id, message.campaign_version) == ("shop", "3")
+    assert [(g.asset_id, g.amount) for g in message.grants] == [("coins", -500), ("sword", 1)]
+    assert (message.reason, message.rule_id, message.reverses_grant_id) == (
+        "offer_bought",
+        "offer-sword",
+        "",
+    )

@@ -46,7 +46,7 @@ def test_list_shows_every_catalog_topic_with_shape_owner_and_companions() -> Non
         assert topic.name in result.output
     row = next(line for line in result.output.splitlines() if line.startswith(PLAYER_ACTIONS.name))
     assert row.split()[1:5] == ["12", "7d", "player_id", "gateway"]
-    assert "daily_login, level_completed, match_result, quest_completed" in row
+    assert "daily_login, level_completed, match_result, offer_bought, quest_completed" in row
     assert f"read by {REWARDS_GROUP.name}:" in result.output
     assert REWARDS_GROUP.dead_letter.name in result.output
 

@@ -30,6 +30,8 @@ class ActionKind(StrEnum):
     SEASON_PRIZE = "season_prize"
     PURCHASE_FULFILLED = "purchase_fulfilled"
     PURCHASE_REFUNDED = "purchase_refunded"
+    #: A shop offer bought with soft currency: the rule's costs are debited, its grants given.
+    OFFER_BOUGHT = "offer_bought"
 
 
 class Action(NamedTuple):
@@ -47,6 +49,8 @@ class Action(NamedTuple):
     product_id: str = ""
     #: "<store>:<transaction id>" for purchases and refunds: how a refund finds its grants.
     purchase_ref: str = ""
+    #: The shop offer bought (offer_bought): rules say what it costs and grants.
+    offer_id: str = ""
 
 
 class NotRewardable(NamedTuple):
@@ -115,6 +119,8 @@ def action_of(envelope: Envelope) -> Action | NotRewardable:
             ActionKind.PURCHASE_REFUNDED,
             purchase_ref=purchase_ref(refunded.store, refunded.transaction_id),
         )
+    if payload == "offer_bought":
+        return Action(ActionKind.OFFER_BOUGHT, offer_id=envelope.offer_bought.offer_id)
     return NotRewardable(f"{payload or 'an empty payload'} earns nothing")
 
 

@@ -93,6 +93,12 @@ class Audience(BaseModel):
         return ""
 
 
+#: What a campaign with no `actions` leaves alone: what players pay for (money or coins).
+_PAID = frozenset(
+    {ActionKind.PURCHASE_FULFILLED, ActionKind.PURCHASE_REFUNDED, ActionKind.OFFER_BOUGHT}
+)
+
+
 class Campaign(BaseModel):
     """A live event: grants of the covered actions change while it runs."""
 
@@ -102,7 +108,8 @@ class Campaign(BaseModel):
     version: int = Field(ge=1)
     starts_at: AwareDatetime
     ends_at: AwareDatetime
-    #: Actions it changes; empty means every gameplay action (purchases only when listed).
+    #: Actions it changes; empty means every gameplay action (purchases and shop offers only
+    #: when listed: what a player pays for is a pricing decision).
     actions: frozenset[ActionKind] = frozenset()
     audience: Audience = Audience()
     multiplier: Decimal = Field(default=Decimal(1), gt=0, max_digits=6, decimal_places=3)
@@ -125,7 +132,7 @@ class Campaign(BaseModel):
     def covers(self, action: ActionKind) -> bool:
         if self.actions:
             return action in self.actions
-        return action not in (ActionKind.PURCHASE_FULFILLED, ActionKind.PURCHASE_REFUNDED)
+        return action not in _PAID
 
     def apply(self, grants: tuple[GrantSpec, ...]) -> tuple[GrantSpec, ...]:
         """Grants multiplied (rounded down, at least 1) plus the bonus."""

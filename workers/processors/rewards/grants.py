@@ -106,6 +106,9 @@ class GrantRecord(NamedTuple):
     def first(self) -> LedgerRow:
         return self.rows[0]
 
+    def _campaigned(self) -> LedgerRow:
+        return next((row for row in self.rows if row.campaign_id), self.rows[0])
+
     def fill(self, message: rewards_pb2.RewardGranted) -> None:
         """Write this grant into `message` (in place: no intermediate message to copy)."""
         head = self.first
@@ -118,9 +121,12 @@ class GrantRecord(NamedTuple):
         if head.rule_id:
             message.rule_id = head.rule_id
             message.rule_version = str(head.rule_version or "")
-        if head.campaign_id:
-            message.campaign_id = head.campaign_id
-            message.campaign_version = str(head.campaign_version or "")
+        # A spend's price rows come first and carry no campaign: the campaign of a grant is
+        # the one on any of its rows.
+        campaigned = head if head.campaign_id or len(self.rows) == 1 else self._campaigned()
+        if campaigned.campaign_id:
+            message.campaign_id = campaigned.campaign_id
+            message.campaign_version = str(campaigned.campaign_version or "")
         if head.reverses_grant_id:
             message.reverses_grant_id = head.reverses_grant_id
         if self.campaign_missed:

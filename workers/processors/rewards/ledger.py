@@ -28,6 +28,7 @@ from workers.processors.rewards.settle import (
     Settlement,
     WalletKey,
     needed_state,
+    spent_wallets,
 )
 from workers.processors.rewards.sql import (
     execute_together,
@@ -185,12 +186,18 @@ def _cap_queries(cursor: aiomysql.Cursor, keys: set[CapKey]) -> list[tuple[date,
 
 
 async def load_state(
-    cursor: aiomysql.Cursor, decisions: Sequence[Decision], policy: NegativeBalancePolicy
+    cursor: aiomysql.Cursor,
+    decisions: Sequence[Decision],
+    policy: NegativeBalancePolicy,
+    *,
+    spends: NegativeBalancePolicy = "reject",
 ) -> BatchState:
     """Read (and lock) what settling these decisions needs.
 
     Grants never read the wallet: they add deltas. Only the `reject` policy needs the current
-    nets, of the entries a refund would debit.
+    nets: `policy` (claw-backs) of the entries a refund would debit, `spends` of those a shop
+    spend would; read FOR UPDATE, so that a concurrent batch cannot spend the same coins
+    before this one commits.
     """
     caps, refs = needed_state(decisions)
     # Purchases and counters in one round trip: the first read of a batch waits for the
@@ -203,7 +210,7 @@ async def load_state(
     for (day, _), rows in zip(cap_queries, results[len(purchase_query) :], strict=True):
         for player, kind, grants in rows:
             counts[(player, day, kind)] = grants
-    wallets: set[WalletKey] = set()
+    wallets: set[WalletKey] = spent_wallets(decisions) if spends == "reject" else set()
     refunded = {d.purchase_ref for d in decisions if isinstance(d, ClawbackPlan)}
     if policy == "reject" and refunded:
         for ref in refunded:

@@ -10,8 +10,8 @@ handle(batch), in order:
    while the claim's INSERT is in flight, the fresh ones' decisions kept); ids too long for
    their columns fail here (actions.py), never in step 5;
 4. once the earlier batches' writes are in (commits.py), read and lock cap counters and the
-   purchases' ledger rows (and, under the `reject` policy, the wallet rows refunds would
-   debit); settle (pure);
+   purchases' ledger rows (and, under the `reject` policy, the wallet rows refunds and
+   spends would debit); settle (pure);
 5. hand the transaction to a Tail (commits.py), which writes ledger rows, wallet and
    inventory deltas, counter increments and refusals in multi-row statements, releases the
    claims of events that will come back (retry, dead letter), and COMMITs (with the last
@@ -79,7 +79,7 @@ class RewardsMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.grants = Counter(
             "liveops_rewards_grants_total",
-            "Grants and claw-backs written to the ledger, by reason (the action).",
+            "Grants, claw-backs and spends written to the ledger, by reason (the action).",
             ["reason"],
             registry=registry,
         )
@@ -264,11 +264,12 @@ class RewardsProcessor:
         else:
             new_keys = {e.idempotency_key for e in fresh}
             decisions = [d for d in guessed if d.event.idempotency_key in new_keys]
-        policy = self._settings.negative_balance
+        policy, spends = self._settings.negative_balance, self._settings.spend_negative_balance
         # Earlier batches' rows in place: our locking reads wait for them, and see them.
         written = await self._tails.wait_written()
-        state = await ledger.load_state(cursor, decisions, policy)
-        return written, settle(decisions, state, policy), first_copies, fresh
+        state = await ledger.load_state(cursor, decisions, policy, spends=spends)
+        settlement = settle(decisions, state, policy, spends=spends)
+        return written, settlement, first_copies, fresh
 
     def _count(self, settlement: Settlement) -> None:
         """Metrics of a committed batch (never of one rolled back), one inc() per label."""

@@ -1,8 +1,9 @@
 """Reward rules and daily caps: versioned data read from a TOML file, changeable without a deploy.
 
-A rule maps an action (with optional conditions) to grants. For each event the first rule in
-file order whose action and conditions match is used, so specific rules go before general
-ones. A retired rule stays in the file so that events still arriving for it get a clear
+A rule maps an action (with optional conditions) to grants; a shop offer's rule (action
+`offer_bought`) also has costs, the price debited from the wallet. For each event the first
+rule in file order whose action and conditions match is used, so specific rules go before
+general ones. A retired rule stays in the file so that events still arriving for it get a clear
 "rule retired" outcome instead of silently matching a broader rule. Every grant records the
 rule id and version, and the campaign id and version, that produced it.
 """
@@ -17,12 +18,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from workers.processors.rewards.actions import Action, ActionKind
 from workers.processors.rewards.campaigns import Campaign
 from workers.processors.rewards.errors import RulesFileError
-from workers.processors.rewards.grants import ID_LENGTH, GrantSpec, merge_grants
+from workers.processors.rewards.grants import ID_LENGTH, AssetKind, GrantSpec, merge_grants
 
 #: The Action fact each condition tests (Conditions.match).
 CONDITION_FACTS = {
@@ -35,6 +43,7 @@ CONDITION_FACTS = {
     "season_id": "season_id",
     "max_rank": "rank",
     "product_id": "product_id",
+    "offer_id": "offer_id",
 }
 
 
@@ -61,6 +70,7 @@ class Conditions(BaseModel):
     season_id: str | None = None
     max_rank: int | None = Field(default=None, ge=1)
     product_id: str | None = None
+    offer_id: str | None = None
 
     def match(self, action: Action) -> bool:
         equal = (
@@ -70,6 +80,7 @@ class Conditions(BaseModel):
             (self.leaderboard_id, action.leaderboard_id),
             (self.season_id, action.season_id),
             (self.product_id, action.product_id),
+            (self.offer_id, action.offer_id),
         )
         if any(wanted is not None and wanted != have for wanted, have in equal):
             return False
@@ -89,9 +100,17 @@ class Rule(BaseModel):
     action: ActionKind
     when: Conditions = Conditions()
     grants: tuple[GrantSpec, ...] = ()
+    #: What a shop offer (action `offer_bought`, only) costs: positive in the file, debited
+    #: (negative ledger rows) when it is bought. Campaigns never change costs.
+    costs: tuple[GrantSpec, ...] = ()
     #: The cap bucket ([caps] key); defaults to the action's name.
     reward_type: str | None = Field(default=None, min_length=1, max_length=ID_LENGTH)
     retired: bool = False
+
+    @field_validator("costs")
+    @classmethod
+    def _merge_costs(cls, costs: tuple[GrantSpec, ...]) -> tuple[GrantSpec, ...]:
+        return merge_grants(costs)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -99,7 +118,42 @@ class Rule(BaseModel):
             raise ValueError(f"rule {self.id}: refunds reverse the purchase's grants, no rule")
         if not self.grants and not self.retired:
             raise ValueError(f"rule {self.id}: needs grants (or retired = true)")
+        if self.action is ActionKind.OFFER_BOUGHT:
+            self._check_offer()
+        elif self.costs:
+            raise ValueError(
+                f"rule {self.id}: costs are only for action offer_bought: a price is what a "
+                f"player pays for a shop offer, and {self.action.value} earns rewards, it must "
+                "never take from the wallet"
+            )
         return self
+
+    def _check_offer(self) -> None:
+        if self.when.offer_id is None:
+            raise ValueError(
+                f"rule {self.id}: an offer_bought rule needs when.offer_id: without it the "
+                "rule would price every offer, unknown ones included"
+            )
+        if not self.costs and not self.retired:
+            raise ValueError(
+                f"rule {self.id}: an offer_bought rule needs costs: a free offer would be "
+                "granted every time a client sends it (spends are never capped)"
+            )
+        granted = {(g.kind, g.asset) for g in self.grants}
+        both = sorted({(c.kind, c.asset) for c in self.costs} & granted)
+        if both:
+            raise ValueError(
+                f"rule {self.id}: {', '.join(asset for _, asset in both)} both cost and "
+                "granted: the ledger holds one row per asset of an event"
+            )
+
+    def costs_asset(self, kind: AssetKind, asset: str) -> bool:
+        return any(c.kind is kind and c.asset == asset for c in self.costs)
+
+    @property
+    def spends(self) -> bool:
+        """Whether applying the rule debits the wallet (a shop offer with a price)."""
+        return bool(self.costs)
 
     @property
     def cap_type(self) -> str:
@@ -136,7 +190,24 @@ class RuleBook(BaseModel):
         bad_caps = sorted(name for name, limit in self.caps.items() if limit < 0)
         if bad_caps:
             raise ValueError(f"caps must be >= 0: {', '.join(bad_caps)}")
+        self._check_bonus_against_costs()
         return self
+
+    def _check_bonus_against_costs(self) -> None:
+        """A campaign's bonus must not name an asset an offer it covers costs: the bonus would
+        land in the row of the price (one ledger row per asset of an event)."""
+        offers = [r for r in self.rules if r.costs]
+        for campaign in self.campaigns:
+            if not campaign.covers(ActionKind.OFFER_BOUGHT):
+                continue
+            bonus = {(b.kind, b.asset) for b in campaign.bonus}
+            for rule in offers:
+                both = sorted(asset for kind, asset in bonus if rule.costs_asset(kind, asset))
+                if both:
+                    raise ValueError(
+                        f"campaign {campaign.id}: its bonus {', '.join(both)} is what offer "
+                        f"rule {rule.id} costs; campaigns change grants, never prices"
+                    )
 
     @cached_property
     def _fact_getters(self) -> dict[ActionKind, Callable[[Action], object]]:

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 #: The rules and campaigns shipped with the package; a deployment points `rules_path` elsewhere.
 PACKAGED_RULES = Path(__file__).resolve().parent / "rules.toml"
 
-#: What a claw-back does when the player has already spent the asset: record the shortfall as
-#: debt (paid back by later grants) or refuse the claw-back (recorded as refused).
+#: What an event that would take a balance below zero does: record the shortfall as debt (paid
+#: back by later grants) or refuse the event (recorded as refused, nothing written).
 NegativeBalancePolicy = Literal["debt", "reject"]
 
 
@@ -22,7 +22,12 @@ class RewardsSettings(BaseModel):
     rules_path: Path = PACKAGED_RULES
     #: How often the processor looks at the file's modification time.
     reload_interval_s: float = Field(default=5.0, ge=0)
+    #: Claw-backs (refunds): the player has usually spent the asset already, so the refund is
+    #: owed: `debt` records it, later grants pay it back.
     negative_balance: NegativeBalancePolicy = "debt"
+    #: Shop spends (offer_bought) above the balance. `reject` refuses them (insufficient
+    #: balance, nothing bought); `debt` would hand out the item on credit.
+    spend_negative_balance: NegativeBalancePolicy = "reject"
     #: Who keeps an event from being granted twice (DedupMode). Either way the batch's MySQL
     #: transaction claims each key durably (an atomic check-and-set: the guard that counts).
     #: `processor` (default): the claim alone. `runtime`: the runtime's Redis lease and mark

@@ -1,13 +1,14 @@
 """Settling a batch of decisions against the database's state, in event order, without I/O.
 
 Given what the batch read under lock (today's cap counters, the ledger rows of the purchases
-involved and, under the `reject` policy, the wallet nets those refunds touch), this decides
-each event's outcome and the rows to write:
+involved and, under the `reject` policy, the wallet nets those refunds and spends debit),
+this decides each event's outcome and the rows to write:
 1. purchases already fulfilled are duplicates; refunds find the grants they reverse;
 2. daily caps: an event over its cap is refused as `capped` and recorded, not granted;
 3. every ledger row moves its wallet net by its amount (written as relative deltas); a
    claw-back that would take a net below zero is recorded as debt or refused, per the
-   `negative_balance` setting.
+   `negative_balance` setting; a spend (a shop offer: its price debited and its grants given,
+   one grant id, all or nothing) likewise, per `spend_negative_balance` (`spends` here).
 Later events of the batch see the effects of earlier ones (counters, nets, purchases).
 """
 
@@ -43,7 +44,8 @@ WalletKey = tuple[str, AssetKind, str]
 class BatchState:
     """What the batch read under lock; missing keys mean zero / no rows.
 
-    `nets` holds only what the `reject` policy needs: the entries refunds would debit.
+    `nets` holds only what the `reject` policy needs: the entries refunds and spends would
+    debit.
     """
 
     cap_counts: Mapping[CapKey, int] = field(default_factory=dict)
@@ -106,6 +108,30 @@ def grant_rows(plan: GrantPlan) -> tuple[LedgerRow, ...]:
     )
 
 
+def spend_rows(plan: GrantPlan) -> tuple[LedgerRow, ...]:
+    """A spend: the price as negative rows (the rule's costs: campaigns never change them,
+    and no campaign is recorded on them), then the grants; one grant id."""
+    event, rule = plan.event, plan.rule
+    grant_id = grant_id_for(event.idempotency_key)
+    reason = plan.action.kind.value
+    debits = tuple(
+        LedgerRow(
+            grant_id,
+            event.player_id,
+            cost.kind,
+            cost.asset,
+            -cost.amount,
+            reason,
+            event.idempotency_key,
+            event.event_id,
+            rule.id,
+            rule.version,
+        )
+        for cost in rule.costs
+    )
+    return debits + grant_rows(plan)
+
+
 def reversal_rows(plan: ClawbackPlan, granted: Sequence[LedgerRow]) -> tuple[LedgerRow, ...]:
     """Exactly the negation of the purchase's grant rows, on the purchase's player."""
     grant_id = grant_id_for(plan.event.idempotency_key)
@@ -133,9 +159,12 @@ def reversal_rows(plan: ClawbackPlan, granted: Sequence[LedgerRow]) -> tuple[Led
 class _Batch:
     """Running state while settling one batch."""
 
-    def __init__(self, state: BatchState, policy: NegativeBalancePolicy) -> None:
+    def __init__(
+        self, state: BatchState, policy: NegativeBalancePolicy, spends: NegativeBalancePolicy
+    ) -> None:
         self.state = state
         self.policy = policy
+        self.spends = spends
         self.out = Settlement()
         self.purchases: dict[str, list[LedgerRow]] = {
             ref: list(rows) for ref, rows in state.purchase_rows.items()
@@ -178,7 +207,31 @@ class _Batch:
                 self.refuse(Refusal(plan.event, RefusalCode.CAPPED, detail, plan.rule))
                 return
             self.out.cap_increments[key] = self.out.cap_increments.get(key, 0) + 1
+        if plan.rule.costs:
+            self.spend(plan)
+            return
         self.write(grant_rows(plan), plan.campaign_missed)
+
+    def spend(self, plan: GrantPlan) -> None:
+        """Debit the price and give the grants, or (`reject`, a price above the balance,
+        earlier events of the batch included) neither."""
+        rows = spend_rows(plan)
+        if self.spends == "reject":
+            short = [r for r in rows if r.amount < 0 and self.net(wallet_key(r)) + r.amount < 0]
+            if short:
+                prices = ", ".join(
+                    f"{r.asset_id}: balance {self.net(wallet_key(r))}, price {-r.amount}"
+                    for r in short
+                )
+                detail = (
+                    f"offer {plan.action.offer_id} (rule {plan.rule.id} v{plan.rule.version}) "
+                    f"costs more than the balance ({prices})"
+                )
+                self.refuse(
+                    Refusal(plan.event, RefusalCode.INSUFFICIENT_BALANCE, detail, plan.rule)
+                )
+                return
+        self.write(rows, plan.campaign_missed)
 
     def claw_back(self, plan: ClawbackPlan) -> None:
         rows = self.purchases.get(plan.purchase_ref, [])
@@ -204,10 +257,15 @@ class _Batch:
 
 
 def settle(
-    decisions: Sequence[Decision], state: BatchState, policy: NegativeBalancePolicy
+    decisions: Sequence[Decision],
+    state: BatchState,
+    policy: NegativeBalancePolicy,
+    *,
+    spends: NegativeBalancePolicy = "reject",
 ) -> Settlement:
-    """One Settled per decision, in order, and the rows that make them durable."""
-    batch = _Batch(state, policy)
+    """One Settled per decision, in order, and the rows that make them durable. `policy`
+    is the claw-backs' negative-balance policy, `spends` the shop spends'."""
+    batch = _Batch(state, policy, spends)
     for decision in decisions:
         if isinstance(decision, GrantPlan):
             batch.grant(decision)
@@ -219,6 +277,17 @@ def settle(
             batch.out.unclaimed.append(decision.event.idempotency_key)
             batch.out.results.append(Settled(OutcomeKind.FAILED, decision.detail))
     return batch.out
+
+
+def spent_wallets(decisions: Sequence[Decision]) -> set[WalletKey]:
+    """The wallet/inventory entries the batch's spends debit (their nets are read, and
+    locked, when spends are under the `reject` policy)."""
+    return {
+        (decision.event.player_id, cost.kind, cost.asset)
+        for decision in decisions
+        if isinstance(decision, GrantPlan)
+        for cost in decision.rule.costs
+    }
 
 
 def needed_state(decisions: Sequence[Decision]) -> tuple[set[CapKey], set[str]]:

@@ -1,5 +1,5 @@
 """From the gateway to the rewards ledger: a client-chosen Idempotency-Key dedups one player's
-retries, never another player's event.
+retries, never another player's event; a shop offer a client buys is spent once.
 
 The events the gateway published are read back from the real broker and handed to a real
 rewards processor on the real MySQL, in one batch, as the runtime hands them over.
@@ -137,3 +137,53 @@ async def test_a_retry_after_the_gateway_forgot_the_key_is_still_granted_once(
     assert retry.idempotency_key == first.idempotency_key
     assert [o.kind for o in await handled(rewards, [retry])] == [OutcomeKind.DUPLICATE]
     assert await coins_of(pool, player) == 10
+
+
+SHOP_RULES = """
+[[rules]]
+id = "offer-sword"
+version = 1
+action = "offer_bought"
+when = { offer_id = "iron-sword" }
+costs = [{ asset = "coins", amount = 10 }]
+grants = [{ asset = "iron-sword", kind = "item", amount = 1 }]
+"""
+
+
+async def test_a_shop_offer_bought_through_the_gateway_spends_once(
+    gateway: GatewayHarness,
+    probe: TopicProbe,
+    rewards: RewardsProcessor,
+    pool: aiomysql.Pool,
+    tmp_path: Path,
+) -> None:
+    # Given a player with 10 coins, and the offer's price in the rules file
+    player = gateway.player_id
+    since = await probe.end_offsets()
+    earned = await published(probe, since, player, await post_level(gateway, player))
+    (tmp_path / "rules.toml").write_text(RULES + SHOP_RULES, encoding="utf-8")
+    await rewards.reload_rules(force=True)
+
+    # When the client posts offer_bought (naming the offer only), retries it, and Kafka
+    # redelivers it
+    offer = {**level_completed(), "type": "offer_bought", "payload": {"offer_id": "iron-sword"}}
+    headers = {**bearer(player), "Idempotency-Key": "buy-iron-sword-1"}
+    answers = []
+    for _ in range(2):
+        response = await gateway.client.post("/v1/events", json=offer, headers=headers)
+        assert response.status == 202
+        answers.append(await response.json())
+    bought = await published(probe, since, player, answers[0]["event_id"])
+    outcomes = await handled(rewards, [earned, bought])
+    redelivered = await handled(rewards, [bought])
+
+    # Then the gateway published it once, to the player's actions, and the price is debited
+    # and the sword granted once
+    assert answers[0] == answers[1]
+    assert answers[0]["topic"] == PLAYER_ACTIONS.name
+    assert bought.offer_bought.offer_id == "iron-sword"
+    assert [o.kind for o in outcomes] == [OutcomeKind.APPLIED, OutcomeKind.APPLIED]
+    spent = outcomes[1].outputs[0].envelope.reward_granted
+    assert [(g.asset_id, g.amount) for g in spent.grants] == [("coins", -10), ("iron-sword", 1)]
+    assert [o.kind for o in redelivered] == [OutcomeKind.DUPLICATE]
+    assert await coins_of(pool, player) == 0
