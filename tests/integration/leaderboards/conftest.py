@@ -11,12 +11,14 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
+from topics.catalog import ConsumerGroup
+from topics.settings import KafkaSettings
 from workers.db import MySQLTarget, create_pool
 from workers.processors.leaderboards.definitions import Definitions, parse_definitions
 from workers.processors.leaderboards.processor import LeaderboardsProcessor
 from workers.processors.leaderboards.settings import LeaderboardSettings
 
-from .lb_helpers import Clock, ProcessorFactory, boards_toml
+from .lb_helpers import Clock, ProcessorFactory, boards_toml, on_group
 
 
 @pytest.fixture
@@ -58,13 +60,19 @@ def make_processor(
         settings: LeaderboardSettings | None = None,
         registry: CollectorRegistry | None = None,
         mysql: aiomysql.Pool | None = None,
+        kafka: KafkaSettings | None = None,
+        group: ConsumerGroup | None = None,
     ) -> LeaderboardsProcessor:
-        return LeaderboardsProcessor(
+        """Lazy closing off unless `settings` turn it on (it then needs `kafka`); `group`:
+        consume and close periods for a group of the test's own."""
+        kind = LeaderboardsProcessor if group is None else on_group(group)
+        return kind(
             redis=redis_client,
             mysql=mysql or mysql_pool,
             definitions=board_definitions or definitions,
             key_prefix=prefix,
             settings=settings or LeaderboardSettings(close_lazily=False),
+            kafka=kafka,
             metrics=registry or CollectorRegistry(),
             clock=clock,
         )

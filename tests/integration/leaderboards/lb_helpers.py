@@ -1,17 +1,25 @@
-"""Helpers of the leaderboards integration tests: a clock, and ScoreSubmitted envelopes."""
+"""Helpers of the leaderboards integration tests: a clock, ScoreSubmitted envelopes, a
+processor started on a group of the test's own, and the prize events read back."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer
 
+from schemas.codec import decode
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from schemas.liveops.v1.leaderboards_pb2 import LeaderboardRankChanged
+from topics.catalog import ConsumerGroup
+from topics.settings import KafkaSettings
 from workers.processors.leaderboards import keys
+from workers.processors.leaderboards.events import PRIZE_TOPIC
 from workers.processors.leaderboards.journal import rows_of_entry
 from workers.processors.leaderboards.processor import LeaderboardsProcessor
 from workers.runtime.processor import Outcome
@@ -118,3 +126,56 @@ async def settled(processor: LeaderboardsProcessor, batch: Sequence[Envelope]) -
     outcomes = list(await processor.handle(batch))
     await processor.before_commit()
     return outcomes
+
+
+def on_group(chosen: ConsumerGroup) -> type[LeaderboardsProcessor]:
+    """The processor class, consuming (and closing periods for) `chosen` instead."""
+
+    class OnGroup(LeaderboardsProcessor):
+        group: ClassVar[ConsumerGroup] = chosen
+
+    return OnGroup
+
+
+@contextlib.asynccontextmanager
+async def started(processor: LeaderboardsProcessor) -> AsyncIterator[LeaderboardsProcessor]:
+    """start() and stop() around a block, as the worker does (the lazy closer's clients)."""
+    await processor.start()
+    try:
+        yield processor
+    finally:
+        await processor.stop()
+
+
+async def prizes_of(
+    kafka: KafkaSettings, season: str, want: int, *, timeout_s: float = 20.0
+) -> list[Envelope]:
+    """Read the prize topic from the start until `want` prizes of `season` are seen (or the
+    timeout); every one seen by then, in the order read."""
+    consumer = AIOKafkaConsumer(
+        PRIZE_TOPIC.name,
+        **kafka.client_kwargs(),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[Envelope] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(found) < want and asyncio.get_running_loop().time() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    envelope = decode(record.value)
+                    prize = envelope.season_prize_awarded
+                    if envelope.HasField("season_prize_awarded") and prize.season_id == season:
+                        found.append(envelope)
+    finally:
+        await consumer.stop()
+    return found
+
+
+def ranked(prizes: Sequence[Envelope]) -> list[tuple[str, int]]:
+    """(player, rank) of prize events, best rank first."""
+    pairs = [(e.player_id, e.season_prize_awarded.rank) for e in prizes]
+    return sorted(pairs, key=lambda pair: pair[1])

@@ -7,23 +7,37 @@ from datetime import UTC, datetime
 import aiomysql
 import pytest
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 
+from topics.settings import KafkaSettings
 from workers.processors.leaderboards import closing, keys, store
 from workers.processors.leaderboards.definitions import Definitions
-from workers.processors.leaderboards.events import PRIZE_TOPIC, season_id
-from workers.processors.leaderboards.periods import period_named
+from workers.processors.leaderboards.events import season_id
+from workers.processors.leaderboards.periods import period_at, period_named, previous_period
 from workers.processors.leaderboards.settings import LeaderboardSettings
 from workers.runtime.processor import OutcomeKind
 
-from .lb_helpers import NOW, Clock, ProcessorFactory, seconds_after, submission
+from .lb_helpers import (
+    NOW,
+    Clock,
+    ProcessorFactory,
+    prizes_of,
+    ranked,
+    seconds_after,
+    settled,
+    started,
+    submission,
+)
 
 pytestmark = pytest.mark.integration
 AFTER_RESET = datetime(2026, 11, 30, 0, 5, tzinfo=UTC)  # five minutes into 2026-W49
-LAZY = LeaderboardSettings(close_lazily=True, close_grace_s=60)
+#: The group check is tested in test_leaderboard_lazy_close.py; here the grace alone counts.
+LAZY = LeaderboardSettings(close_lazily=True, close_grace_s=60, close_wait_for_group=False)
 
 
 async def test_a_finished_week_is_archived_and_its_prizes_announced_once_per_id(
     make_processor: ProcessorFactory,
+    kafka_settings: KafkaSettings,
     redis_client: aioredis.Redis,
     mysql_pool: aiomysql.Pool,
     unique_name: str,
@@ -32,18 +46,23 @@ async def test_a_finished_week_is_archived_and_its_prizes_announced_once_per_id(
     clock: Clock,
 ) -> None:
     arena = f"{board_prefix}-arena"
-    processor = make_processor(settings=LAZY)
-    # Given four scores in week 48:
-    week48 = [("ann", 100), ("bob", 300), ("cid", 200), ("dan", 50)]
-    await processor.handle(
-        [submission(arena, p, s, seconds_after(NOW, i)) for i, (p, s) in enumerate(week48)]
-    )
-    # When the first batch after the reset (and the grace) arrives, with a submission
-    # received just before the reset that was still queued:
-    clock.now = AFTER_RESET
-    late = submission(arena, "fay", 250, datetime(2026, 11, 29, 23, 59, 59, tzinfo=UTC))
-    fresh = submission(arena, "eve", 10, AFTER_RESET)
-    outcomes = await processor.handle([late, fresh])
+    registry = CollectorRegistry()
+    processor = make_processor(settings=LAZY, kafka=kafka_settings, registry=registry)
+    async with started(processor):
+        # Given four scores in week 48:
+        week48 = [("ann", 100), ("bob", 300), ("cid", 200), ("dan", 50)]
+        await processor.handle(
+            [submission(arena, p, s, seconds_after(NOW, i)) for i, (p, s) in enumerate(week48)]
+        )
+        # When the first batch after the reset (and the grace) arrives, with a submission
+        # received just before the reset that was still queued:
+        clock.now = AFTER_RESET
+        late = submission(arena, "fay", 250, datetime(2026, 11, 29, 23, 59, 59, tzinfo=UTC))
+        fresh = submission(arena, "eve", 10, AFTER_RESET)
+        outcomes = await processor.handle([late, fresh])
+        # and, later, one more submission to the closed week:
+        later = submission(arena, "gus", 999, datetime(2026, 11, 29, 23, 0, tzinfo=UTC))
+        (rejected,) = await processor.handle([later])
 
     # Then both are applied, each in its own week, and week 48 is archived with the late one.
     assert [o.kind for o in outcomes] == [OutcomeKind.APPLIED, OutcomeKind.APPLIED]
@@ -54,24 +73,23 @@ async def test_a_finished_week_is_archived_and_its_prizes_announced_once_per_id(
         (2, "fay", 250),
         (3, "cid", 200),
     ]
-    # The prizes ride on the batch's first outcome, for the rewards processor.
-    prizes = [o for o in outcomes[0].outputs if o.envelope.HasField("season_prize_awarded")]
-    assert {o.topic for o in prizes} == {PRIZE_TOPIC}
-    awarded = [(o.envelope.player_id, o.envelope.season_prize_awarded.rank) for o in prizes]
-    assert awarded == [("bob", 1), ("fay", 2), ("cid", 3)]
-    assert {o.envelope.season_prize_awarded.season_id for o in prizes} == {
-        season_id(arena, "2026-W48")
-    }
+    # The closer published the prizes itself (none ride on the batch's outcomes), for the
+    # rewards processor, and marked the week announced once the broker acknowledged them.
+    assert not any(o.envelope.HasField("season_prize_awarded") for o in outcomes[0].outputs)
+    prizes = await prizes_of(kafka_settings, season_id(arena, "2026-W48"), 3)
+    assert ranked(prizes) == [("bob", 1), ("fay", 2), ("cid", 3)]
+    assert registry.get_sample_value(
+        "liveops_leaderboard_prizes_published_total", {"leaderboard": arena}
+    ) == len(prizes)
+    assert await redis_client.exists(keys.announced_key(unique_name, arena, "2026-W48"))
     # Boards that award no prizes are archived but announce nothing (speed, daily).
     assert await store.archived_entries(mysql_pool, f"{board_prefix}-speed", "2026-11-29") == []
 
-    # A submission to the closed week arriving later is rejected, never applied.
-    later = submission(arena, "gus", 999, datetime(2026, 11, 29, 23, 0, tzinfo=UTC))
-    (rejected,) = await processor.handle([later])
+    # The one arriving later is rejected, never applied.
     assert (rejected.kind, rejected.reason) == (OutcomeKind.REJECTED, "closed")
     assert await redis_client.zscore(keys.board_key(unique_name, arena, "2026-W48"), "gus") is None
 
-    # Closing again (the CLI) or a restarted worker announce the same ids; the archive stands.
+    # Closing again (the CLI) announces the same ids; the archive stands.
     board = definitions.get(arena)
     assert board is not None
     again = await closing.close_period(
@@ -84,12 +102,15 @@ async def test_a_finished_week_is_archived_and_its_prizes_announced_once_per_id(
         now=AFTER_RESET,
     )
     assert not again.newly_closed
-    assert [o.envelope.event_id for o in again.outputs] == [o.envelope.event_id for o in prizes]
-    restarted = await make_processor(settings=LAZY).handle(
-        [submission(arena, "hal", 1, AFTER_RESET)]
+    assert sorted(o.envelope.event_id for o in again.outputs) == sorted(e.event_id for e in prizes)
+    # A restarted worker finds the week announced and publishes nothing again.
+    restarted_registry = CollectorRegistry()
+    restarted = make_processor(settings=LAZY, kafka=kafka_settings, registry=restarted_registry)
+    async with started(restarted):
+        await restarted.handle([submission(arena, "hal", 1, AFTER_RESET)])
+    assert not restarted_registry.get_sample_value(
+        "liveops_leaderboard_prizes_published_total", {"leaderboard": arena}
     )
-    reannounced = [o for o in restarted[0].outputs if o.envelope.HasField("season_prize_awarded")]
-    assert [o.envelope.event_id for o in reannounced] == [o.envelope.event_id for o in prizes]
 
 
 async def test_an_open_period_is_not_closed_unless_forced(
@@ -123,3 +144,45 @@ async def test_an_open_period_is_not_closed_unless_forced(
         force=True,
     )
     assert forced.newly_closed and forced.entries == ()
+
+
+async def test_a_past_weeks_keys_expire_its_retention_after_its_end(
+    make_processor: ProcessorFactory,
+    redis_client: aioredis.Redis,
+    mysql_pool: aiomysql.Pool,
+    unique_name: str,
+    definitions: Definitions,
+    board_prefix: str,
+) -> None:
+    # Given a late submission to last week (the real one: the expiry must lie ahead),
+    arena = f"{board_prefix}-arena"
+    board = definitions.get(arena)
+    assert board is not None
+    now = datetime.now(UTC)
+    week = previous_period(board, period_at(board, now))
+    assert week.ends_at is not None
+    await settled(make_processor(), [submission(arena, "ann", 10, week.starts_at)])
+    expire_at = int(week.ends_at.timestamp()) + board.retention_s  # 30 days after its end
+
+    # Then the scoring script set its board and rate-limit keys to expire then (EXPIREAT),
+    live = keys.board_key(unique_name, arena, week.key)
+    subs = keys.submissions_key(unique_name, arena, week.key)
+    assert [await redis_client.expiretime(k) for k in (live, subs)] == [expire_at, expire_at]
+
+    # and closing and announcing it give its markers the same end.
+    await closing.close_period(
+        redis_client,
+        mysql_pool,
+        prefix=unique_name,
+        board=board,
+        period=week,
+        definitions_version="t",
+        now=now,
+    )
+    await closing.mark_announced(redis_client, unique_name, board, week)
+    markers = [
+        keys.closed_key(unique_name, arena, week.key),
+        keys.announced_key(unique_name, arena, week.key),
+        live,
+    ]
+    assert [await redis_client.expiretime(k) for k in markers] == [expire_at] * 3

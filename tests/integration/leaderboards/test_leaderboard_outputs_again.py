@@ -29,6 +29,7 @@ from workers.processors.leaderboards import keys
 from workers.processors.leaderboards.definitions import Definitions
 from workers.processors.leaderboards.periods import period_at
 from workers.processors.leaderboards.processor import LeaderboardsProcessor
+from workers.processors.leaderboards.settings import LeaderboardSettings
 from workers.processors.leaderboards.store import count_submissions
 from workers.runtime.context import WorkerContext
 from workers.runtime.keys import DONE
@@ -235,7 +236,11 @@ async def test_outputs_of_a_killed_worker_reach_the_topic_through_the_next_worke
 
     def build() -> GroupLeaderboards:
         return GroupLeaderboards(
-            redis=redis_client, mysql=mysql_pool, definitions=definitions, key_prefix=unique_name
+            redis=redis_client,
+            mysql=mysql_pool,
+            definitions=definitions,
+            key_prefix=unique_name,
+            settings=LeaderboardSettings(close_lazily=False),  # outputs only, no closing
         )
 
     speed = f"{board_prefix}-speed"  # no closed period here: one clock, the real one

@@ -22,6 +22,7 @@ from workers.processors.leaderboards.definitions import Definitions
 from workers.processors.leaderboards.periods import period_at
 from workers.processors.leaderboards.processor import LeaderboardsProcessor
 from workers.processors.leaderboards.reads import read_top
+from workers.processors.leaderboards.settings import LeaderboardSettings
 from workers.processors.leaderboards.store import count_submissions
 from workers.processors.registry import factories_for
 from workers.runtime.context import WorkerContext
@@ -96,7 +97,11 @@ async def test_submissions_through_the_worker_rank_once_and_announce_changes(
         group = chosen
 
     processor = GroupLeaderboards(
-        redis=redis_client, mysql=mysql_pool, definitions=definitions, key_prefix=unique_name
+        redis=redis_client,
+        mysql=mysql_pool,
+        definitions=definitions,
+        key_prefix=unique_name,
+        kafka=kafka_settings,
     )
     settings = FleetSettings(kafka=kafka_settings, redis=RedisSettings(key_prefix=unique_name))
     context = WorkerContext(settings, redis_client, mysql_pool, CollectorRegistry())
@@ -123,10 +128,14 @@ async def test_submissions_through_the_worker_rank_once_and_announce_changes(
 
 
 async def test_the_registered_factory_builds_a_ready_processor(
-    mysql_pool: aiomysql.Pool, redis_client: aioredis.Redis, unique_name: str
+    kafka_settings: KafkaSettings,
+    mysql_pool: aiomysql.Pool,
+    redis_client: aioredis.Redis,
+    unique_name: str,
 ) -> None:
     (factory,) = factories_for("leaderboards").values()
-    settings = FleetSettings(redis=RedisSettings(key_prefix=unique_name))
+    # The worker's Kafka settings: start() starts the lazy closer's producer and offset reader.
+    settings = FleetSettings(kafka=kafka_settings, redis=RedisSettings(key_prefix=unique_name))
     processor = factory(WorkerContext(settings, redis_client, mysql_pool, CollectorRegistry()))
     assert isinstance(processor, LeaderboardsProcessor)
     assert processor.group.name == "liveops.leaderboards"
@@ -144,7 +153,10 @@ async def test_the_registered_processor_keeps_dedup_markers_for_the_runtime_ttl(
     # Given a fleet whose runtime keeps dedup markers for 1234 s (LIVEOPS_RUNTIME__DEDUP_TTL_S),
     (factory,) = factories_for("leaderboards").values()
     settings = FleetSettings(
-        redis=RedisSettings(key_prefix=unique_name), runtime=RuntimeSettings(dedup_ttl_s=1234)
+        redis=RedisSettings(key_prefix=unique_name),
+        runtime=RuntimeSettings(dedup_ttl_s=1234),
+        # No lazy closing: it would archive the packaged boards' periods in the shared database.
+        leaderboards=LeaderboardSettings(close_lazily=False),
     )
     processor = factory(WorkerContext(settings, redis_client, mysql_pool, CollectorRegistry()))
     await processor.start()

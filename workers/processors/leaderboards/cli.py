@@ -13,7 +13,6 @@ import aiomysql
 import redis.asyncio as aioredis
 import typer
 
-from schemas.codec import encode, headers_for
 from workers.db import MySQLTarget, create_pool
 from workers.errors import WorkerError
 from workers.processors.leaderboards import closing, reads
@@ -24,10 +23,10 @@ from workers.processors.leaderboards.definitions import (
 )
 from workers.processors.leaderboards.factory import leaderboard_settings
 from workers.processors.leaderboards.periods import LeaderboardPeriod, period_at, period_named
+from workers.processors.leaderboards.publishing import records_of
 from workers.processors.leaderboards.rebuild import rebuild_board
 from workers.runtime.outbox import Outbox
 from workers.runtime.processor import OutputEvent
-from workers.runtime.records import OutboundRecord
 from workers.settings import FleetSettings
 
 leaderboards_app = typer.Typer(
@@ -162,17 +161,8 @@ def rebuild(
 
 async def publish(settings: FleetSettings, outputs: tuple[OutputEvent, ...]) -> None:
     """Send events and wait for the broker's acks (the runtime's Outbox)."""
-    records = [
-        OutboundRecord(
-            o.topic.name,
-            o.envelope.player_id.encode(),
-            encode(o.envelope),
-            tuple(headers_for(o.envelope)),
-        )
-        for o in outputs
-    ]
     async with Outbox(settings.kafka) as outbox:
-        await outbox.send_all(records)
+        await outbox.send_all(records_of(outputs))
 
 
 @leaderboards_app.command("close")
@@ -202,8 +192,11 @@ def close(
             now=datetime.now(UTC),
             force=force,
         )
-        if announce and closed.outputs:
-            await publish(settings, closed.outputs)
+        if announce:
+            if closed.outputs:
+                await publish(settings, closed.outputs)
+            # Acknowledged: the workers' lazy closer need not announce this period again.
+            await closing.mark_announced(client, settings.redis.key_prefix, board, chosen)
         return closed
 
     closed = _run(ctx, work)

@@ -10,36 +10,30 @@ Steps, in order:
 5. Let the sorted set expire after the board's retention.
 6. Return one SeasonPrizeAwarded per archived entry (when the board awards prizes), with ids
    derived from board, period and player: closing or announcing again yields the same ids.
-Who closes: the processor does it lazily (after `close_grace_s` past the period end, on the
-next batch), and `liveops leaderboards close ID --period P` does it on demand; both run this.
+The caller publishes them, and once the broker acknowledged every one, sets the period's
+`announced` marker (`mark_announced`): until then the period is announced again (same ids).
+Who closes: the processor does it lazily (lazyclose.py: which periods, and when), and
+`liveops leaderboards close ID --period P` does it on demand; both run this.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import aiomysql
-import pymysql
 import redis.asyncio as aioredis
-import redis.exceptions
-import structlog
-from prometheus_client import Counter
 
-from workers.errors import TransientError, WorkerError
+from workers.errors import TransientError
 from workers.processors.leaderboards import events, keys, store
-from workers.processors.leaderboards.definitions import Definitions, LeaderboardDefinition
-from workers.processors.leaderboards.periods import (
-    LeaderboardPeriod,
-    period_at,
-    previous_period,
-)
+from workers.processors.leaderboards.definitions import LeaderboardDefinition
+from workers.processors.leaderboards.due import period_end
+from workers.processors.leaderboards.periods import LeaderboardPeriod
 from workers.processors.leaderboards.rebuild import rebuild_board
 from workers.runtime.processor import OutputEvent
 
 _LOCK_TTL_S = 120
-log = structlog.get_logger(__name__)
 
 
 class PeriodStillOpenError(TransientError):
@@ -54,29 +48,6 @@ class ClosedPeriod:
     newly_closed: bool
     entries: tuple[store.ArchivedEntry, ...]
     outputs: tuple[OutputEvent, ...]
-
-
-def period_end(board: LeaderboardDefinition, period: LeaderboardPeriod) -> datetime | None:
-    """When the period stops taking submissions: its reset, or the board's end if sooner."""
-    ends = [t for t in (period.ends_at, board.ends_at) if t is not None]
-    return min(ends) if ends else None
-
-
-def due_period(
-    board: LeaderboardDefinition, now: datetime, grace_s: int
-) -> LeaderboardPeriod | None:
-    """The most recent period that ended at least `grace_s` ago, or None."""
-    cutoff = now - timedelta(seconds=grace_s)
-    candidate: LeaderboardPeriod | None = None
-    if board.ends_at is not None and board.ends_at <= cutoff:
-        candidate = period_at(board, board.ends_at - timedelta(microseconds=1))
-    elif board.reset != "none":
-        candidate = previous_period(board, period_at(board, cutoff))
-    if candidate is None or (
-        board.starts_at and candidate.ends_at and candidate.ends_at <= board.starts_at
-    ):
-        return None
-    return candidate
 
 
 def _prizes(
@@ -189,63 +160,96 @@ async def _close_locked(
     return ClosedPeriod(board.id, period.key, newly, entries, _prizes(board, period, entries))
 
 
-class LazyCloser:
-    """The processor's side of closing: after each batch, close what is due, once per process.
+def _expire_at(board: LeaderboardDefinition, period: LeaderboardPeriod) -> int | None:
+    """When a finished period's keys expire: its end plus the board's retention."""
+    end = period_end(board, period)
+    return None if end is None else int(end.timestamp()) + board.retention_s
 
-    A period already closed when this process first looks at it is announced again (same
-    ids): if the worker died before its prizes were published, this is how they still get out.
-    """
+
+async def mark_announced(
+    client: aioredis.Redis, prefix: str, board: LeaderboardDefinition, period: LeaderboardPeriod
+) -> None:
+    """Record that the broker acknowledged every prize of the period (kept as long as its keys)."""
+    marker = keys.announced_key(prefix, board.id, period.key)
+    expire_at = _expire_at(board, period)
+    if expire_at is None:
+        await client.set(marker, "1")
+    else:
+        await client.set(marker, "1", exat=expire_at)
+
+
+async def is_announced(
+    client: aioredis.Redis, prefix: str, board: LeaderboardDefinition, period: LeaderboardPeriod
+) -> bool:
+    return bool(await client.exists(keys.announced_key(prefix, board.id, period.key)))
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodState:
+    """What the lazy closer needs to know of a finished period it may have missed."""
+
+    announced: bool
+    archived: bool
+    #: Submissions in MySQL or a sorted set in Redis (else there is nothing to archive).
+    active: bool
+
+
+class PeriodStore(Protocol):
+    """The periods as the lazy closer sees them: StoredPeriods, or a fake in unit tests."""
+
+    async def state(self, board: LeaderboardDefinition, period: LeaderboardPeriod) -> PeriodState:
+        """Whether it was announced, archived, and has anything to archive."""
+
+    async def close(
+        self, board: LeaderboardDefinition, period: LeaderboardPeriod, now: datetime
+    ) -> ClosedPeriod:
+        """closing.close_period: archive (or find archived) and return the prize events."""
+
+    async def is_announced(self, board: LeaderboardDefinition, period: LeaderboardPeriod) -> bool:
+        """Whether someone (another worker, the CLI) announced it since."""
+
+    async def mark_announced(self, board: LeaderboardDefinition, period: LeaderboardPeriod) -> None:
+        """Record that the broker acknowledged every prize of the period."""
+
+
+class StoredPeriods:
+    """The periods as Redis and MySQL hold them: what the lazy closer reads and changes."""
 
     def __init__(
-        self,
-        client: aioredis.Redis,
-        pool: aiomysql.Pool,
-        *,
-        prefix: str,
-        definitions: Definitions,
-        grace_s: int,
-        closed_total: Counter,
+        self, client: aioredis.Redis, pool: aiomysql.Pool, *, prefix: str, definitions_version: str
     ) -> None:
         self._client = client
         self._pool = pool
         self._prefix = prefix
-        self._definitions = definitions
-        self._grace_s = grace_s
-        self._closed_total = closed_total
-        #: (board, period) of the periods this process closed or announced.
-        self._announced: set[tuple[str, str]] = set()
+        self._version = definitions_version
 
-    async def due_prizes(self, now: datetime) -> list[OutputEvent]:
-        """Close every due period not seen yet; the prize events of all of them."""
-        prizes: list[OutputEvent] = []
-        for board in self._definitions:
-            period = due_period(board, now, self._grace_s)
-            if period is None or (board.id, period.key) in self._announced:
-                continue
-            try:
-                closed = await close_period(
-                    self._client,
-                    self._pool,
-                    prefix=self._prefix,
-                    board=board,
-                    period=period,
-                    definitions_version=self._definitions.version,
-                    now=now,
-                )
-            except TransientError:
-                continue  # another worker is closing it; it announces the prizes
-            except (WorkerError, redis.exceptions.RedisError, pymysql.err.Error, OSError) as exc:
-                # The batch's scores are applied and durable: a failed close must not fail
-                # (and dead-letter) them. The next batch tries again.
-                log.warning(
-                    "leaderboard period close failed",
-                    leaderboard=board.id,
-                    period=period.key,
-                    error=str(exc),
-                )
-                continue
-            self._announced.add((board.id, period.key))
-            if closed.newly_closed:
-                self._closed_total.labels(board.id).inc()
-            prizes += closed.outputs
-        return prizes
+    async def state(self, board: LeaderboardDefinition, period: LeaderboardPeriod) -> PeriodState:
+        """Cheapest first: a period announced (or archived) needs no count of its rows."""
+        if await self.is_announced(board, period):
+            return PeriodState(announced=True, archived=True, active=True)
+        if await store.is_archived(self._pool, board.id, period.key):
+            return PeriodState(announced=False, archived=True, active=True)
+        live = keys.board_key(self._prefix, board.id, period.key)
+        active = bool(await self._client.exists(live)) or bool(
+            await store.count_submissions(self._pool, board.id, period.key)
+        )
+        return PeriodState(announced=False, archived=False, active=active)
+
+    async def close(
+        self, board: LeaderboardDefinition, period: LeaderboardPeriod, now: datetime
+    ) -> ClosedPeriod:
+        return await close_period(
+            self._client,
+            self._pool,
+            prefix=self._prefix,
+            board=board,
+            period=period,
+            definitions_version=self._version,
+            now=now,
+        )
+
+    async def is_announced(self, board: LeaderboardDefinition, period: LeaderboardPeriod) -> bool:
+        return await is_announced(self._client, self._prefix, board, period)
+
+    async def mark_announced(self, board: LeaderboardDefinition, period: LeaderboardPeriod) -> None:
+        await mark_announced(self._client, self._prefix, board, period)

@@ -15,3 +15,10 @@ class UnknownLeaderboardError(WorkerError):
 
 class PeriodError(WorkerError):
     """A period key does not name a period of this leaderboard (wrong format or schedule)."""
+
+
+class GroupPositionUnknownError(WorkerError):
+    """The consumer group's committed offsets, or where its partitions stand, could not be read
+    now; a period waiting for the group keeps waiting and the read is tried again later."""
+
+    retriable = True

@@ -23,6 +23,7 @@ def build_leaderboards_processor(ctx: WorkerContext) -> LeaderboardsProcessor:
         definitions=load_definitions(settings.definitions_path),
         key_prefix=ctx.key_prefix,
         settings=settings,
+        kafka=ctx.settings.kafka,
         dedup_ttl_s=ctx.settings.runtime.dedup_ttl_s,
         metrics=ctx.metrics,
     )

@@ -5,6 +5,7 @@ Board ids match [a-z0-9_-] and period keys have no colon, so no key can be read 
 - `{prefix}:lb:{board}:{period}:subs`     hash: player id -> accepted submissions (rate limit)
 - `{prefix}:lb:{board}:{period}:closed`   marker: the period is archived, refuse submissions
 - `{prefix}:lb:{board}:{period}:closing`  lock held by the one worker archiving the period
+- `{prefix}:lb:{board}:{period}:announced` marker: the broker acknowledged the period's prizes
 - `{prefix}:lb:journal`                   stream of applied submissions not yet in MySQL
 - `{prefix}:lb-kept:{idempotency key}`    the script's answer to a submission that produced
   outputs, kept as long as its dedup marker, so a redelivery publishes them again
@@ -32,6 +33,10 @@ def closed_key(prefix: str, board_id: str, period: str) -> str:
 
 def closing_lock_key(prefix: str, board_id: str, period: str) -> str:
     return f"{board_key(prefix, board_id, period)}:closing"
+
+
+def announced_key(prefix: str, board_id: str, period: str) -> str:
+    return f"{board_key(prefix, board_id, period)}:announced"
 
 
 def rebuild_key(prefix: str, board_id: str, period: str) -> str:

@@ -26,11 +26,12 @@ Per batch, in this order:
    fails, the rows stay queued and the entries in the journal; a batch with repeats (their
    first run may have died before its copy) and the first commit of a process copy the whole
    journal too, and the background copy catches up whatever is left.
-5. Close periods that ended more than `close_grace_s` ago (closing.py) and attach their prize
-   events to this batch's first final outcome, so the runtime publishes them before it commits.
-   A failed close is logged and tried again with the next batch; it never fails the batch.
-   A period already closed when this process first sees it is announced again once (same ids):
-   if the process died before publishing the prizes, this is how they still get out.
+5. Close the finished periods that are due (lazyclose.py): `close_grace_s` after their end at
+   the earliest, once the consumer group has consumed past that end on every input partition
+   (or `close_max_wait_s` later), and earlier ones missed while the workers were down. The
+   closer publishes their prizes itself and marks a period announced only once the broker
+   acknowledged them, so a batch that fails to settle and is handled again loses none. A
+   failed close or publish is logged and tried again with the next batch; it never fails it.
 Time is the gateway's `received_at` (the client clock is not trusted), so a redelivered or
 retried submission lands in the same period with the same tie-break as its first delivery.
 """
@@ -47,11 +48,16 @@ from prometheus_client import CollectorRegistry, Counter
 
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import LEADERBOARDS_GROUP, ConsumerGroup
+from topics.settings import KafkaSettings
 from workers.errors import DependencyUnavailableError, TransientError
-from workers.processors.leaderboards import closing, events
+from workers.processors.leaderboards import events
+from workers.processors.leaderboards.closing import StoredPeriods
 from workers.processors.leaderboards.definitions import Definitions
+from workers.processors.leaderboards.due import ever_due
 from workers.processors.leaderboards.journal import JournalCopier
+from workers.processors.leaderboards.lazyclose import CloserMetrics, LazyCloser
 from workers.processors.leaderboards.periods import LeaderboardPeriod
+from workers.processors.leaderboards.publishing import PrizePublisher
 from workers.processors.leaderboards.ranks import rank_changes
 from workers.processors.leaderboards.rules import BoardRules, instant_of, micros
 from workers.processors.leaderboards.scoring import (
@@ -65,6 +71,7 @@ from workers.processors.leaderboards.scoring import (
 )
 from workers.processors.leaderboards.settings import LeaderboardSettings
 from workers.processors.leaderboards.store import SubmissionRow
+from workers.processors.leaderboards.watermark import GroupWatermark
 from workers.runtime.processor import DedupMode, Outcome, OutcomeKind, OutputEvent
 from workers.runtime.settings import WEEK_S
 
@@ -76,7 +83,6 @@ _REASONS = {
 }
 #: Longest ids the MySQL record holds (migrations/versions/0003_leaderboards.py).
 _ID_LIMITS = {"player_id": 128, "idempotency_key": 191, "event_id": 64}
-_FINAL = frozenset({OutcomeKind.APPLIED, OutcomeKind.DUPLICATE, OutcomeKind.REJECTED})
 #: A submission checked before scoring: its board's rules, period, received_at in
 #: microseconds, and the value the script applies (the score, negated on decrement boards).
 _Checked = tuple[BoardRules, LeaderboardPeriod, int, int]
@@ -117,10 +123,13 @@ class LeaderboardsProcessor:
         definitions: Definitions,
         key_prefix: str,
         settings: LeaderboardSettings | None = None,
+        kafka: KafkaSettings | None = None,
         dedup_ttl_s: int = WEEK_S,
         metrics: CollectorRegistry | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
+        """`kafka`: the worker's, for the lazy closer's producer and offset reads; required
+        when `settings.close_lazily` (the default) and some board has periods that end."""
         self._redis = redis
         self._mysql = mysql
         self._definitions = definitions
@@ -157,18 +166,29 @@ class LeaderboardsProcessor:
             ["leaderboard"],
             registry=registry,
         )
-        self._closer = closing.LazyCloser(
-            redis,
-            mysql,
-            prefix=key_prefix,
-            definitions=definitions,
-            grace_s=self._settings.close_grace_s,
-            closed_total=Counter(
-                "liveops_leaderboard_periods_closed",
-                "Periods archived by this process.",
-                ["leaderboard"],
-                registry=registry,
-            ),
+        self._closer: LazyCloser | None = None
+        if self._settings.close_lazily and any(ever_due(board) for board in definitions):
+            if kafka is None:
+                raise ValueError("close_lazily publishes prizes: pass the worker's kafka settings")
+            self._closer = self._lazy_closer(kafka, registry)
+
+    def _lazy_closer(self, kafka: KafkaSettings, registry: CollectorRegistry) -> LazyCloser:
+        periods = StoredPeriods(
+            self._redis,
+            self._mysql,
+            prefix=self._prefix,
+            definitions_version=self._definitions.version,
+        )
+        watermark = None
+        if self._settings.close_wait_for_group:
+            watermark = GroupWatermark(kafka, self.group)
+        return LazyCloser(
+            periods,
+            PrizePublisher(kafka),
+            watermark,
+            definitions=self._definitions,
+            settings=self._settings,
+            metrics=CloserMetrics.register(registry),
         )
 
     @property
@@ -176,12 +196,20 @@ class LeaderboardsProcessor:
         return self._definitions
 
     async def start(self) -> None:
-        """Start the background journal copy; connections come from the runtime."""
+        """Start the lazy closer's Kafka clients and the background journal copy; Redis and
+        MySQL connections come from the runtime."""
+        if self._closer is not None:
+            await self._closer.start()
         self._journal.start()
 
     async def stop(self) -> None:
-        """Stop the background copy and copy what is left, if Redis and MySQL still answer."""
-        await self._journal.stop()
+        """Stop the background copy and copy what is left, if Redis and MySQL still answer;
+        stop the lazy closer's Kafka clients."""
+        try:
+            await self._journal.stop()
+        finally:
+            if self._closer is not None:
+                await self._closer.stop()
 
     async def ready(self) -> bool:
         try:
@@ -218,10 +246,9 @@ class LeaderboardsProcessor:
             sent.append((index, None, checked))
         if sent:
             await self._apply(batch, call, sent, outcomes)
-        final = [outcome for outcome in outcomes if outcome is not None]
-        if self._settings.close_lazily:
-            final = await self._close_due_periods(final)
-        return final
+        if self._closer is not None:
+            await self._closer.close_due(self._clock())
+        return [outcome for outcome in outcomes if outcome is not None]
 
     async def before_commit(self) -> None:
         """Make the applied submissions of every batch handled so far durable in MySQL (the
@@ -401,13 +428,3 @@ class LeaderboardsProcessor:
         self, envelope: Envelope, checked: _Checked, result: ScoreResult
     ) -> list[OutputEvent]:
         return rank_changes(envelope, _submission(envelope, checked), result)
-
-    async def _close_due_periods(self, outcomes: list[Outcome]) -> list[Outcome]:
-        carrier = next((i for i, o in enumerate(outcomes) if o.kind in _FINAL), None)
-        if carrier is None:
-            return outcomes
-        prizes = await self._closer.due_prizes(self._clock())
-        if prizes:
-            first = outcomes[carrier]
-            outcomes[carrier] = first._replace(outputs=(*first.outputs, *prizes))
-        return outcomes

@@ -17,12 +17,24 @@ class LeaderboardSettings(BaseModel):
 
     #: The definitions file; None loads the boards.toml shipped in this package.
     definitions_path: Path | None = None
-    #: Close (archive) a finished period this long after its end, so that submissions received
-    #: before the reset but still queued are counted; 0 closes at the first batch after it.
+    #: Close (archive) a finished period no sooner than this long after its end; 0: at the
+    #: first batch after it, when nothing else holds it back.
     close_grace_s: int = Field(default=300, ge=0)
-    #: Whether the processor archives finished periods itself (else: `liveops leaderboards
-    #: close`, from a cron job).
+    #: Whether the processor archives finished periods itself and publishes their prizes
+    #: (else: `liveops leaderboards close`, from a cron job). See lazyclose.py.
     close_lazily: bool = True
+    #: Also wait until the consumer group has consumed past the period's end on every input
+    #: partition, so that submissions received before the reset but still queued (a spike, an
+    #: outage) are scored first (watermark.py). Needs offsets_for_times (Apache Kafka has it).
+    close_wait_for_group: bool = True
+    #: Close anyway, with a warning and a metric, once this process has waited this long for
+    #: the group (a stuck partition must not hold prizes forever).
+    close_max_wait_s: int = Field(default=3 * 3600, ge=0)
+    #: How often, at most, the group's offsets are read while a period waits for it.
+    close_check_interval_s: float = Field(default=5.0, ge=0)
+    #: Finished periods before the latest one that are closed too if they never were (workers
+    #: down or without traffic across several resets); 0 looks at the latest only.
+    close_lookback_periods: int = Field(default=7, ge=0)
     #: Most journal entries copied to MySQL per INSERT.
     journal_chunk: int = Field(default=1000, gt=0)
     #: The journal is copied after every batch and, in case a copy failed, this often in the

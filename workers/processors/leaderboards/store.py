@@ -245,6 +245,18 @@ async def archive_period(
     return True
 
 
+async def is_archived(pool: aiomysql.Pool, leaderboard_id: str, period: str) -> bool:
+    """Whether the period was closed (its archive written), without reading the archive."""
+    async with pool.acquire() as conn, conn.cursor() as cursor:
+        await cursor.execute(
+            "SELECT 1 FROM leaderboard_periods WHERE leaderboard_id = %s AND period = %s",
+            (leaderboard_id, period),
+        )
+        closed = await cursor.fetchone() is not None
+        await conn.commit()
+    return closed
+
+
 async def archived_entries(
     pool: aiomysql.Pool, leaderboard_id: str, period: str
 ) -> list[ArchivedEntry] | None:
