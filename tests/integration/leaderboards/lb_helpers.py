@@ -69,11 +69,18 @@ def rank_change(envelope: Envelope) -> LeaderboardRankChanged:
     return envelope.leaderboard_rank_changed
 
 
+#: The boards' retention. The tests run on fixed dates (NOW, in 2026-W48), and a period's keys
+#: expire `retention_days` after its end (EXPIREAT): with the default 30 days, every run after
+#: 2026-12-29 would find the keys it just wrote already gone. A century keeps these dates valid.
+RETENTION_DAYS = 36_500
+
+
 def boards_toml(prefix: str, extra: str = "") -> str:
     """Definitions of one test: a weekly best board and one of each other operator."""
     return f"""
 version = "test-1"
 [[leaderboards]]
+retention_days = {RETENTION_DAYS}
 id = "{prefix}-arena"
 operator = "best"
 reset = "weekly"
@@ -83,6 +90,7 @@ archive_top_n = 3
 top_thresholds = [3]
 
 [[leaderboards]]
+retention_days = {RETENTION_DAYS}
 id = "{prefix}-speed"
 better = "lower"
 operator = "best"
@@ -92,6 +100,7 @@ max_score = 100000
 award_prizes = false
 
 [[leaderboards]]
+retention_days = {RETENTION_DAYS}
 id = "{prefix}-points"
 operator = "increment"
 reset = "monthly"
@@ -99,6 +108,7 @@ min_score = 1
 max_score = 1000
 
 [[leaderboards]]
+retention_days = {RETENTION_DAYS}
 id = "{prefix}-debt"
 operator = "decrement"
 reset = "monthly"
@@ -106,6 +116,7 @@ min_score = 1
 max_score = 1000
 
 [[leaderboards]]
+retention_days = {RETENTION_DAYS}
 id = "{prefix}-trophies"
 operator = "latest"
 max_score = 30000

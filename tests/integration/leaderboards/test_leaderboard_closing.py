@@ -162,7 +162,7 @@ async def test_a_past_weeks_keys_expire_its_retention_after_its_end(
     week = previous_period(board, period_at(board, now))
     assert week.ends_at is not None
     await settled(make_processor(), [submission(arena, "ann", 10, week.starts_at)])
-    expire_at = int(week.ends_at.timestamp()) + board.retention_s  # 30 days after its end
+    expire_at = int(week.ends_at.timestamp()) + board.retention_s  # its retention after its end
 
     # Then the scoring script set its board and rate-limit keys to expire then (EXPIREAT),
     live = keys.board_key(unique_name, arena, week.key)
