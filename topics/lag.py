@@ -5,11 +5,10 @@ A processor reads with two Kafka groups (workers/runtime/worker.py): `<group>` o
 offset and the lag between them, so one stuck partition (a poison event, a stuck worker) stands
 out from a whole fleet that is too slow (every partition behind).
 
-Read-only: committed offsets come from a consumer that carries the group's id but never
-subscribes, so it never joins the group and never triggers a rebalance of the live workers; it
-commits nothing. (Not the admin client's list_consumer_group_offsets: it cannot decode the
-embedded broker's answer.) End offsets come from EndOffsetReader (the embedded broker's ListOffsets
-answer falls short of the end).
+Read-only: committed offsets come from CommittedOffsetReader, a consumer that carries the
+group's id but never subscribes, so it never joins the group and never triggers a rebalance of
+the live workers; it commits nothing. End offsets come from EndOffsetReader (the embedded
+broker's ListOffsets answer falls short of the end).
 
 read_lag takes LagTarget values: targets_of gives a processor's two, and a reader above topics/
 builds its own (`liveops stream lag` for the velocity job's faust group).
@@ -20,14 +19,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from topics.admin import BrokerUnreachableError
 from topics.catalog import ConsumerGroup, Topic
-from topics.offsets import EndOffsetReader, EndOffsetsUnconfirmedError
+from topics.offsets import CommittedOffsetReader, EndOffsetReader, EndOffsetsUnconfirmedError
 from topics.settings import KafkaSettings
 from topics.tail import TopicNotOnClusterError
 
@@ -142,47 +140,40 @@ async def read_lag(settings: KafkaSettings, targets: Sequence[LagTarget]) -> lis
 async def _read_target(
     settings: KafkaSettings, ends: EndOffsetReader, target: LagTarget
 ) -> GroupLag:
-    # The group's own id, so committed() answers for it; but no subscribe() and no assign():
-    # subscribing would join the group and rebalance the live workers away from their
-    # partitions. Auto-commit off: this consumer must never commit.
-    consumer: Any = AIOKafkaConsumer(
-        **settings.client_kwargs(), group_id=target.group_id, enable_auto_commit=False
-    )
+    committed_offsets = CommittedOffsetReader(settings, target.group_id)
     try:
         try:
-            await consumer.start()
-            # A metadata refresh: partitions_for_topic only answers from cached metadata.
-            await consumer.topics()
+            await committed_offsets.start()
+            numbers = await committed_offsets.partitions_of(t.name for t in target.topics)
         except KafkaConnectionError as exc:
             raise _unreachable(settings, exc) from exc
-        partitions = _partitions(consumer, target.topics)
+        partitions = _partitions(numbers, target.topics)
         try:
             # Committed first, ends second: the workers keep committing meanwhile, and an end
             # read before a later commit could show a negative lag.
-            committed = {tp: await consumer.committed(tp) for tp in partitions}
+            committed = await committed_offsets.read(partitions)
             end_offsets = await ends.read(partitions)
         except (KafkaError, EndOffsetsUnconfirmedError) as exc:
             raise BrokerUnreachableError(
                 f"cannot read the offsets of group {target.group_id}: {exc}"
             ) from exc
     finally:
-        await consumer.stop()
+        await committed_offsets.stop()
     rows = tuple(
         PartitionLag(tp.topic, tp.partition, committed[tp], end_offsets[tp]) for tp in partitions
     )
     return GroupLag(target.label, target.group_id, rows)
 
 
-def _partitions(consumer: Any, topics: Sequence[Topic]) -> list[TopicPartition]:
+def _partitions(numbers: dict[str, list[int]], topics: Sequence[Topic]) -> list[TopicPartition]:
     partitions = []
     for topic in topics:
-        numbers = consumer.partitions_for_topic(topic.name)
-        if not numbers:
+        if not numbers[topic.name]:
             raise TopicNotOnClusterError(
                 f"{topic.name} is in the catalog but not on the cluster "
                 "(create it with `liveops topics apply`)"
             )
-        partitions += [TopicPartition(topic.name, number) for number in sorted(numbers)]
+        partitions += [TopicPartition(topic.name, number) for number in numbers[topic.name]]
     return partitions
 
 

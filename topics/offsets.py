@@ -11,6 +11,9 @@ watermark. Apache Kafka gets both right. So `EndOffsetReader.read`:
    end and polls until a fetch response has reported the high watermark of every partition;
 3. returns, per partition, the larger of the two answers.
 The fetch costs one round trip (a few records at most are read, then dropped).
+
+CommittedOffsetReader reads where a consumer group committed, without joining that group: the
+other half of a lag (`liveops topics lag`, the velocity job's lag gauge).
 """
 
 from __future__ import annotations
@@ -113,6 +116,49 @@ class EndOffsetReader:
             # Stop fetching until the next read. Pause, not unsubscribe: aiokafka's fetcher
             # swallows a stop() that lands while it drops an old assignment, and hangs.
             consumer.pause(*starts)
+
+
+class CommittedOffsetReader:
+    """`async with CommittedOffsetReader(kafka, group_id) as reader: await reader.read(tps)`.
+
+    Its consumer carries the group's id, so the broker answers for that group, but it never
+    subscribes nor assigns: subscribing would join the group and rebalance the live members
+    away from their partitions. Auto-commit off: it never commits. (Not the admin client's
+    list_consumer_group_offsets: it cannot decode the embedded broker's answer.)
+    """
+
+    def __init__(self, kafka: KafkaSettings, group_id: str) -> None:
+        self.group_id = group_id
+        self._consumer: Any = AIOKafkaConsumer(
+            **kafka.client_kwargs(), group_id=group_id, enable_auto_commit=False
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def __aenter__(self) -> CommittedOffsetReader:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def partitions_of(self, topics: Iterable[str]) -> dict[str, list[int]]:
+        """Each topic's partition numbers, ascending (none for a topic not on the cluster),
+        from fresh metadata: the consumer's cached metadata would miss new topics."""
+        await self._consumer.topics()
+        return {topic: sorted(self._consumer.partitions_for_topic(topic) or ()) for topic in topics}
+
+    async def read(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """The group's committed offset of each partition; None where it never committed.
+
+        Raises aiokafka's KafkaError; waits while the group's coordinator cannot be found
+        (a caller that must not wait puts a timeout around it).
+        """
+        return {tp: await self._consumer.committed(tp) for tp in dict.fromkeys(partitions)}
 
 
 async def end_offsets(

@@ -42,6 +42,9 @@ class VelocitySettings(BaseModel):
     #: its changelog up to that offset, would stop early after a restart and forget counts
     #: (and flags). Costs producer throughput; turn off against Apache Kafka.
     one_record_per_batch: bool = True
+    #: How often the job measures its consumer lag (liveops_stream_consumer_lag): one read of
+    #: the group's committed offsets and one of the end offsets of its assigned inputs.
+    lag_interval_s: float = Field(default=15.0, gt=0)
     #: faust's working directory (it creates one even for in-memory tables).
     data_dir: Path = Path(".liveops/streams")
 

@@ -50,6 +50,7 @@ from topics.settings import KafkaSettings
 from workers.streams.errors import StreamConfigError
 from workers.streams.faust_app import build_faust_app
 from workers.streams.health import HealthService
+from workers.streams.lag import GroupOffsets, LagService
 from workers.streams.metrics import StreamMetrics
 from workers.streams.settings import VelocitySettings
 from workers.streams.velocity import (
@@ -188,6 +189,22 @@ def build_velocity_app(
     return app
 
 
+def build_lag_service(
+    app: faust.App, kafka: KafkaSettings, settings: VelocitySettings, metrics: StreamMetrics
+) -> LagService:
+    """The job's lag measurement: its group is the app id; a round gives up after the
+    broker's request timeout."""
+    return LagService(
+        app,
+        GroupOffsets(kafka, settings.app_id),
+        job=JOB,
+        input_topics=[topic.name for topic in INPUTS],
+        metrics=metrics,
+        interval_s=settings.lag_interval_s,
+        timeout_s=kafka.request_timeout_ms / 1000,
+    )
+
+
 def run_velocity(
     kafka: KafkaSettings,
     settings: VelocitySettings,
@@ -199,7 +216,9 @@ def run_velocity(
     """Run the job until SIGTERM or SIGINT (faust owns the event loop and exits the process).
 
     /metrics, /healthz and /readyz are served on `metrics_port` by a HealthService that the
-    faust Worker starts before the app, in the same loop (see workers/streams/health.py).
+    faust Worker starts before the app, in the same loop (see workers/streams/health.py);
+    beside it a LagService measures the job's consumer lag every `lag_interval_s`
+    (workers/streams/lag.py).
     faust stops gracefully on either signal: it finishes the record in flight, flushes the
     producer, commits offsets and leaves the group.
     """
@@ -214,11 +233,13 @@ def run_velocity(
         liveness_stale_s=liveness_stale_s,
         kafka=kafka,
     )
+    lag = build_lag_service(app, kafka, settings, metrics)
     log.info(
         "velocity.starting",
         app_id=settings.app_id,
         window_s=settings.window_s,
         max_events_per_window=settings.max_events_per_window,
+        lag_interval_s=settings.lag_interval_s,
         metrics_port=metrics_port,
         pid=os.getpid(),
     )
@@ -227,6 +248,6 @@ def run_velocity(
     # the job's level, other libraries' at warning and above.
     for library in ("faust", "mode"):
         logging.getLogger(library).setLevel(log_level.upper())
-    worker = faust.Worker(app, health, quiet=True, override_logging=False)
+    worker = faust.Worker(app, health, lag, quiet=True, override_logging=False)
     worker.spinner = None  # its terminal escapes, which mode's set-up would have turned off
     worker.execute_from_commandline()

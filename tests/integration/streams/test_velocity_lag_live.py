@@ -11,61 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from typer.testing import CliRunner
 
 from topics.catalog import LEADERBOARD_SCORES, PLAYER_ACTIONS
-from topics.offsets import end_offsets
 from topics.settings import KafkaSettings
 from workers.settings import FleetSettings
 from workers.streams.cli import stream_app
-from workers.streams.settings import VelocitySettings
-from workers.streams.velocity import window_for
 from workers.streams.velocity_job import INPUTS, JOB
 
-from .velocity_cases import action, velocity_settings
-from .velocity_process import publish
+from .velocity_cases import ACTIONS_LEFT, prepare_group, velocity_settings
 
 pytestmark = pytest.mark.integration
-
-#: Records the group leaves unread on the player's actions partition.
-ACTIONS_LEFT = 2
-
-
-async def commit(
-    settings: KafkaSettings, group_id: str, offsets: dict[TopicPartition, int]
-) -> None:
-    """Commit `offsets` for `group_id` as the job would, from a plain assigned consumer."""
-    consumer = AIOKafkaConsumer(
-        **settings.client_kwargs(), group_id=group_id, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(offsets))
-        await consumer.commit(offsets)
-    finally:
-        await consumer.stop()
-
-
-async def prepare(
-    settings: KafkaSettings, velocity: VelocitySettings, player_id: str
-) -> tuple[TopicPartition, TopicPartition, dict[TopicPartition, int]]:
-    """Given: one player's events (4 actions, 1 score: one partition of each input, the same
-    number), the group committed ACTIONS_LEFT short of the actions partition's end and nowhere
-    else (not on the scores partition). Returns both partitions and every input's ends."""
-    window = window_for(int(time.time() * 1000), velocity.window_s)
-    landed = await publish(settings, [action(player_id, window, i) for i in range(5)])
-    [partition] = {meta.partition for meta in landed}
-    actions = TopicPartition(PLAYER_ACTIONS.name, partition)
-    scores = TopicPartition(LEADERBOARD_SCORES.name, partition)
-    inputs = [TopicPartition(t.name, p) for t in INPUTS for p in range(t.partitions)]
-    ends = await end_offsets(settings, inputs)
-    await commit(settings, velocity.app_id, {actions: ends[actions] - ACTIONS_LEFT})
-    return actions, scores, ends
 
 
 def test_lag_command_reads_the_jobs_group_on_its_inputs(
@@ -74,7 +34,7 @@ def test_lag_command_reads_the_jobs_group_on_its_inputs(
     # Given the prepared group (sync on purpose: the command runs its own event loop, as it
     # does from a shell)
     velocity = velocity_settings(unique_name, tmp_path)
-    actions, scores, ends = asyncio.run(prepare(kafka_settings, velocity, unique_name))
+    actions, scores, ends = asyncio.run(prepare_group(kafka_settings, velocity, unique_name))
     fleet = FleetSettings(kafka=kafka_settings, velocity=velocity)
 
     # When the lag is read as JSON lines and as the table

@@ -93,7 +93,7 @@ async def test_burst_is_flagged_once_across_a_restart_and_a_trickle_never(
         for entry in first.logged("velocity.record_rejected")
     }
     assert {(meta.topic, meta.partition, meta.offset) for meta in garbage} <= rejected
-    rejected_total = await first.metric("liveops_stream_records_rejected_total", job=JOB)
+    rejected_total = await first.metric("liveops_stream_records_rejected_total", stream=JOB)
     assert rejected_total is not None and rejected_total >= len(garbage)
 
     # Given a graceful stop, after which the changelog holds every event of the first run
@@ -155,7 +155,7 @@ async def test_a_crash_before_the_commit_counts_and_flags_nothing_twice(
     ).start()
     processes.append(second)
     await second.wait_drained(await end_offsets(kafka_settings, INPUTS), DRAIN_TIMEOUT_S)
-    skipped = await second.metric("liveops_stream_redeliveries_skipped_total", job=JOB)
+    skipped = await second.metric("liveops_stream_redeliveries_skipped_total", stream=JOB)
     await stop_gracefully(second)
 
     # Then the redelivered burst was recognised and skipped: same count, still one flag

@@ -74,7 +74,7 @@ async def test_probes_answer_while_joining_and_pass_once_partitions_are_assigned
     await job.wait_drained(await end_offsets(kafka_settings, INPUTS), DRAIN_TIMEOUT_S)
 
     # Then /metrics carries the job's counters (other tests' records may be counted too)
-    counted = await job.metric("liveops_stream_events_counted_total", job=JOB)
+    counted = await job.metric("liveops_stream_events_counted_total", stream=JOB)
     assert counted is not None and counted >= len(events), job.log_tail()
     await stop_gracefully(job)
 

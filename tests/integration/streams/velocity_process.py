@@ -128,6 +128,13 @@ class VelocityProcess:
 
     async def metric(self, name: str, **labels: str) -> float | None:
         """Sum of the samples of `name` whose labels include `labels`; None if unreachable."""
+        samples = await self.samples(name)
+        if samples is None:
+            return None
+        return sum(value for found, value in samples if labels.items() <= found.items())
+
+    async def samples(self, name: str) -> list[tuple[dict[str, str], float]] | None:
+        """(labels, value) of every sample of `name` on /metrics; None if unreachable."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         try:
             async with (
@@ -137,12 +144,12 @@ class VelocityProcess:
                 text = await response.text()
         except (aiohttp.ClientError, TimeoutError):
             return None
-        return sum(
-            sample.value
+        return [
+            (sample.labels, sample.value)
             for family in text_string_to_metric_families(text)
             for sample in family.samples
-            if sample.name == name and labels.items() <= sample.labels.items()
-        )
+            if sample.name == name
+        ]
 
     async def probe(self, path: str) -> Answer | None:
         """GET a probe (/healthz, /readyz): its status and JSON body; None if unreachable."""

@@ -192,5 +192,6 @@ async def test_metrics_serves_the_jobs_registry(served: Served) -> None:
     status, text = await served.get("/metrics")
     assert status == 200
     assert (
-        'liveops_stream_events_counted_total{job="velocity",topic="player.actions.v1"} 3.0' in text
+        'liveops_stream_events_counted_total{stream="velocity",topic="player.actions.v1"} 3.0'
+        in text
     )

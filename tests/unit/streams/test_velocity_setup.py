@@ -33,6 +33,12 @@ def test_windows_must_outlive_themselves() -> None:
         VelocitySettings(window_s=300, expires_s=60)
 
 
+def test_the_lag_is_measured_every_15_s_by_default_and_never_continuously() -> None:
+    assert VelocitySettings().lag_interval_s == 15.0
+    with pytest.raises(ValidationError, match="lag_interval_s"):
+        VelocitySettings(lag_interval_s=0)
+
+
 def test_unknown_settings_are_refused() -> None:
     with pytest.raises(ValidationError):
         VelocitySettings.model_validate({"window_seconds": 30})

@@ -51,6 +51,7 @@ ENABLED = {"alerts": {"enabled": True}}
 #: Every alert the chart ships, and who it wakes: the runbook's table, row by row.
 SEVERITIES = {
     "LiveopsConsumerLagGrowing": "page",
+    "LiveopsStreamConsumerLagGrowing": "page",
     "LiveopsDependencyDown": "page",
     "LiveopsDeadLetters": "page",
     "LiveopsUndecodableDeadLetters": "ticket",
@@ -304,6 +305,9 @@ def test_exported_names_are_the_scraped_ones_with_their_suffixes(
     assert "liveops_end_to_end_seconds" not in exported
     # The lag has no reason_class to select.
     assert "reason_class" not in exported["liveops_consumer_lag"]
+    # The stream jobs' lag and its failed reads are there, as the stream jobs export them.
+    assert exported["liveops_stream_consumer_lag"] == {"stream", "topic", "partition"}
+    assert exported["liveops_stream_lag_reads_failed_total"] == {"stream"}
 
 
 def test_the_registry_holds_every_metric_the_code_defines(registry: RecordingRegistry) -> None:
@@ -342,6 +346,7 @@ def test_the_label_values_the_rules_match_are_ones_the_code_writes(
     ("key", "value", "alert"),
     [
         ("consumerLagRecords", 123457, "LiveopsConsumerLagGrowing"),
+        ("streamConsumerLagRecords", 54321, "LiveopsStreamConsumerLagGrowing"),
         ("endToEndP99Seconds", 7.5, "LiveopsEndToEndSlow"),
         ("rebalancesPerHour", 11, "LiveopsRebalancesFrequent"),
         ("duplicateShare", 0.35, "LiveopsDuplicatesHigh"),
@@ -434,6 +439,7 @@ def test_helm_lint_is_clean_with_alerts_enabled() -> None:
     [
         ({"alerts": {"enable": True}}, "'enable' not allowed"),
         ({"alerts": {"consumerLagRecords": "10000"}}, "/alerts/consumerLagRecords"),
+        ({"alerts": {"streamConsumerLagRecords": -1}}, "/alerts/streamConsumerLagRecords"),
         ({"alerts": {"duplicateShare": 25}}, "/alerts/duplicateShare"),
         (
             {"alerts": {"runbookBaseUrl": "https://x.example/README.md#runbook"}},

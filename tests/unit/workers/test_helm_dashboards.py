@@ -74,7 +74,11 @@ ROWS = {
         "Outcomes per second, by kind",
         "Duplicate share of outcomes",
     ],
-    "Consumer lag": ["Consumer lag per processor", "Consumer lag per partition, top 20"],
+    "Consumer lag": [
+        "Consumer lag per processor",
+        "Consumer lag per partition, top 20",
+        "Velocity job lag per partition",
+    ],
     "Retries and dead letters": [
         "Dead letters per second, by reason class",
         "Retries per second, by tier",

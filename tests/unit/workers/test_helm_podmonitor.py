@@ -243,9 +243,11 @@ def test_every_target_gets_component_and_pod_labels(
             assert {"regex", "replacement", "separator"}.isdisjoint(relabeling)
     # The meta label is the one Prometheus derives from the pod label.
     assert meta_label(COMPONENT_LABEL) == "__meta_kubernetes_pod_label_app_kubernetes_io_component"
-    # No metric carries these labels itself: with honorLabels off, Prometheus would rename it.
+    # No metric carries these labels itself: with honorLabels off, Prometheus would rename it
+    # (`exported_job`...), and queries on it would find nothing. `job`, `instance` and
+    # `namespace` are the labels every scrape sets.
     for name, labels in exported.items():
-        assert {"component", "pod"}.isdisjoint(labels), name
+        assert {"component", "pod", "job", "instance", "namespace"}.isdisjoint(labels), name
 
 
 def test_the_pod_monitor_has_the_fields_of_the_crd(monitor: Manifest) -> None:
