@@ -1,7 +1,8 @@
 """Fixtures of the fault tests: a scenario per test, on its own group, topics and key prefix.
 
 `make_scenario(kind=...)` picks the processor its workers run: the probe (default), rewards or
-leaderboards (tests/fault/kinds.py), each consuming the test's own group.
+leaderboards (tests/fault/kinds.py), each consuming the test's own group; `group=` a catalog
+group instead, for a worker the test starts with the real `liveops` command.
 
 Workers reach MySQL on `mysql_port` (a FaultProxy's port, to cut it) and Redis at
 `worker_redis_url` (a FaultProxy in front of it) or `redis_url` (a PrivateRedis, to flush it;
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from topics.catalog import ConsumerGroup
 from topics.settings import KafkaSettings
 from workers.db import MySQLTarget
 
@@ -59,12 +61,18 @@ async def make_scenario(
         lease_ms: int | None = None,
         session_timeout_ms: int | None = None,
         env: dict[str, str] | None = None,
+        group: ConsumerGroup | None = None,
     ) -> Scenario:
         prepared = prepare_kind(
             kind, target=mysql_target, redis_url=redis_url, unique=unique_name, work_dir=tmp_path
         )
-        group = fault_group(unique_name, retry_delays_s=retry_delays_s, payloads=prepared.payloads)
-        await create_topics(kafka_settings, group)
+        if group is None:
+            group = fault_group(
+                unique_name, retry_delays_s=retry_delays_s, payloads=prepared.payloads
+            )
+            await create_topics(kafka_settings, group)
+        # else a catalog group: its topics exist (the session applied the catalog), and only
+        # a worker started with its own command (WorkerProcess(command=...)) consumes it.
         options = ("--processor", kind, "--retry-delays-s", *map(str, retry_delays_s))
         if lease_ms is not None:
             options += ("--lease-ms", str(lease_ms))

@@ -50,6 +50,12 @@ EXPECTED_ERROR_CLASS = {
     GarbageKind.NO_PLAYER_ID: "InvalidEnvelopeError",
     GarbageKind.NO_PAYLOAD: "InvalidEnvelopeError",
 }
+#: What the dead letter's error message must say for each kind (schemas/codec.py's words).
+EXPECTED_REASON = {
+    GarbageKind.UNDECODABLE: "not a liveops.v1.Envelope",
+    GarbageKind.NO_PLAYER_ID: "lacks player_id",
+    GarbageKind.NO_PAYLOAD: "no known payload",
+}
 
 #: Bytes that can never parse as an Envelope: field 0, wire type 7, then noise.
 _UNDECODABLE = b"\x07\xff\xfe garbage from a broken client"

@@ -79,6 +79,7 @@ def build_processor(kind: str, context: WorkerContext, group: ConsumerGroup) -> 
             definitions=load_definitions(settings.definitions_path),
             key_prefix=context.key_prefix,
             settings=settings,
+            kafka=context.settings.kafka,
             dedup_ttl_s=context.settings.runtime.dedup_ttl_s,
             metrics=context.metrics,
         )

@@ -22,9 +22,18 @@ from aiokafka import TopicPartition
 
 from topics.catalog import ConsumerGroup, Topic
 from topics.settings import KafkaSettings
+from workers.runtime import headers
 
 from .broker import ConsumedRecord, committed_offsets, lag, read_all, wait_until_committed
-from .events import EventPlan, Record, build_plan, produce
+from .events import (
+    EXPECTED_ERROR_CLASS,
+    EXPECTED_REASON,
+    MARKER_HEADER,
+    EventPlan,
+    Record,
+    build_plan,
+    produce,
+)
 from .kinds import EffectReader, PreparedKind
 from .worker import WorkerConfig, WorkerProcess
 
@@ -121,6 +130,15 @@ class Scenario:
             self.kafka, self.group.dead_letter, expected=expected, timeout_s=timeout_s
         )
 
+    async def expect_dead_letters(self, plan: EventPlan) -> None:
+        """Require the dead-letter topic to hold exactly the plan's garbage, each record once,
+        with its key and the headers that say why it failed, where it came from and which
+        processor sent it there; fails listing every difference."""
+        letters = await self.dead_letters(expected=len(plan.garbage))
+        problems = dead_letter_problems(plan, letters, self.source.name, self.kind.name)
+        if problems:
+            self.fail("dead letters differ from the plan's garbage:\n" + "\n".join(problems))
+
     def fail(self, message: str) -> None:
         tails = "\n".join(worker.log_tail() for worker in self.workers)
         raise FaultTestError(f"{message}\n{tails}")
@@ -153,3 +171,45 @@ class Scenario:
             if time.monotonic() > deadline:
                 self.fail(f"{left} retry records never committed by {group_id}")
             await asyncio.sleep(0.25)
+
+
+def dead_letter_problems(
+    plan: EventPlan, letters: Sequence[ConsumedRecord], source: str, processor: str
+) -> list[str]:
+    """Every way `letters` differ from one dead letter per garbage record of `plan`, each
+    naming the error class and reason its kind must give, its origin and `processor`."""
+    by_marker: dict[str, list[ConsumedRecord]] = {}
+    for letter in letters:
+        marker = letter.headers.get(MARKER_HEADER, b"").decode()
+        by_marker.setdefault(marker, []).append(letter)
+    problems: list[str] = []
+    missing = sorted(set(plan.garbage) - set(by_marker))
+    if missing:
+        problems.append(f"{len(missing)} garbage records not dead-lettered, e.g. {missing[:3]}")
+    strangers = sorted(set(by_marker) - set(plan.garbage))
+    if strangers:
+        problems.append(f"{len(strangers)} dead letters that are not our garbage: {strangers[:3]}")
+    doubled = sorted(marker for marker, found in by_marker.items() if len(found) > 1)
+    if doubled:
+        problems.append(f"{len(doubled)} garbage records dead-lettered twice, e.g. {doubled[:3]}")
+    for marker, kind in sorted(plan.garbage.items()):
+        for letter in by_marker.get(marker, [])[:1]:
+            found = {name: value.decode() for name, value in letter.headers.items()}
+            wrong = [
+                f"{name}={found.get(name)!r}"
+                for name, wanted in (
+                    (headers.ERROR_CLASS, EXPECTED_ERROR_CLASS[kind]),
+                    (headers.ORIGINAL_TOPIC, source),
+                    (headers.PROCESSOR, processor),
+                )
+                if found.get(name) != wanted
+            ]
+            if EXPECTED_REASON[kind] not in found.get(headers.ERROR_MESSAGE, ""):
+                wrong.append(f"{headers.ERROR_MESSAGE}={found.get(headers.ERROR_MESSAGE)!r}")
+            if not found.get(headers.ORIGINAL_OFFSET, "").isdigit():
+                wrong.append(f"{headers.ORIGINAL_OFFSET}={found.get(headers.ORIGINAL_OFFSET)!r}")
+            if letter.key != marker.encode():
+                wrong.append(f"key {letter.key!r}")
+            if wrong:
+                problems.append(f"dead letter {marker} ({kind}): " + ", ".join(wrong))
+    return problems

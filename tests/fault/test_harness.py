@@ -7,11 +7,13 @@ from collections import Counter
 import pytest
 import redis
 
-from schemas.codec import decode, validate
+from schemas.codec import decode, decode_valid, validate
 from schemas.errors import ContractError
+from workers.runtime import headers
 
+from .broker import ConsumedRecord
 from .checker import ProbeState, discrepancies
-from .events import MARKER_HEADER, EventPlan, GarbageKind, build_plan
+from .events import MARKER_HEADER, EventPlan, GarbageKind, Record, build_plan
 from .leaderboards_check import (
     PERIOD,
     FaultBoards,
@@ -20,6 +22,7 @@ from .leaderboards_check import (
 )
 from .redis_server import PrivateRedis
 from .rewards_check import Asset, RewardsState, expected_grants, fill_action, ledger_discrepancies
+from .scenario import dead_letter_problems
 
 
 def test_plan_delivers_each_event_two_or_three_times() -> None:
@@ -80,6 +83,37 @@ def test_checker_reports_losses_doubles_and_strangers() -> None:
     assert "1 effects nobody sent" in problems
     assert f"redis count of {doubled_player}" in problems and "(doubled)" in problems
     assert "(doubled)" not in "\n".join(discrepancies(plan, broken, check_counts=False))
+
+
+def test_dead_letter_checker_reports_missing_doubled_strange_and_wrong_letters() -> None:
+    plan = build_plan("t-dlq", events=400, garbage_every=100)
+    garbage = [r for r in plan.records if dict(r.headers).get(MARKER_HEADER)]
+    # The letters the runtime writes, with the reasons the codec really gives.
+    exact = [dead_letter(offset, record, "rewards") for offset, record in enumerate(garbage)]
+    assert dead_letter_problems(plan, exact, "t-dlq.events", "rewards") == []
+
+    stranger = dead_letter(99, Record(b"x", b"\x07", ((MARKER_HEADER, b"t-dlq-other"),)), "rewards")
+    broken = [*exact[1:], exact[1], stranger]
+    broken[2] = dead_letter(2, garbage[3], "probe")
+    problems = "\n".join(dead_letter_problems(plan, broken, "t-dlq.events", "rewards"))
+    assert "1 garbage records not dead-lettered" in problems
+    assert "1 garbage records dead-lettered twice" in problems
+    assert "1 dead letters that are not our garbage" in problems
+    assert f"{headers.PROCESSOR}='probe'" in problems
+
+
+def dead_letter(offset: int, record: Record, processor: str) -> ConsumedRecord:
+    """The dead letter the runtime writes for a garbage record (workers/runtime/pipeline.py)."""
+    with pytest.raises(ContractError) as refused:
+        decode_valid(record.value)
+    reason = {
+        headers.ERROR_CLASS: type(refused.value).__name__.encode(),
+        headers.ERROR_MESSAGE: str(refused.value).encode(),
+        headers.ORIGINAL_TOPIC: b"t-dlq.events",
+        headers.ORIGINAL_OFFSET: str(offset).encode(),
+        headers.PROCESSOR: processor.encode(),
+    }
+    return ConsumedRecord(0, offset, record.key, record.value, {**dict(record.headers), **reason})
 
 
 @pytest.mark.integration

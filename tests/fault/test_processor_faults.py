@@ -10,6 +10,9 @@ goes wrong, and then requires the exact final state computed from the plan:
   board) and best (best board) per player in Redis (tests/fault/leaderboards_check.py), then the
   boards rebuilt from MySQL with `rebuild_board` (what `liveops leaderboards rebuild` runs) hold
   the same scores.
+The six scenarios of issue 3 (tests/fault/test_faults.py runs them with the probe): duplicates,
+a worker killed, a second worker joining and leaving, Redis flushed, MySQL cut, and garbage
+(where the dead-letter topic must hold exactly the bad records, each with its reason).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ READY_TIMEOUT_S = 45.0
 #: How long MySQL stays unreachable once the worker has noticed: the fault, not a wait.
 OUTAGE_S = 3.0
 STOP_TIMEOUT_S = 30.0
+#: Shorter than the runtime's default (10 s): the embedded broker completes a group's first
+#: join, and each rebalance, only about half a session timeout after it began.
+SESSION_TIMEOUT_MS = 6_000
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.timeout(150)]
 each_processor = pytest.mark.parametrize("kind", REAL_PROCESSORS)
@@ -174,6 +180,65 @@ async def test_mysql_cut_then_restored_worker_recovers_without_restart(
         assert len(scenario.workers) == 1
         assert await scenario.dead_letters(expected=0) == []
         await audit(scenario, plan)
+
+
+@each_processor
+async def test_second_worker_joining_and_leaving_loses_and_doubles_nothing(
+    make_scenario: MakeScenario, kind: KindName
+) -> None:
+    # Given a worker applying the first third of the events,
+    scenario = await make_scenario(kind=kind, session_timeout_ms=SESSION_TIMEOUT_MS)
+    plan = scenario.build_plan(events=EVENTS, copies=(1, 2))
+    third = len(plan.records) // 3
+    waves = [plan.records[:third], plan.records[third : 2 * third], plan.records[2 * third :]]
+    ends = await scenario.preload(waves[0])
+    first = scenario.start_worker("a")
+    await scenario.wait_progress(len(plan.expected) // 10)
+
+    # When a second worker joins (the group rebalances, it takes part of the partitions) and
+    # applies events of the second third,
+    second = scenario.start_worker("b")
+    assert await second.wait_for_status("/readyz", 200, timeout_s=READY_TIMEOUT_S), (
+        second.log_tail()
+    )
+    ends = await scenario.preload(waves[1])
+    assert await second.wait_for_metric(
+        "liveops_events_consumed_total", processor=kind, timeout_s=30
+    ), f"b consumed nothing\n{second.log_tail()}"
+    # then leaves gracefully in the middle of the run (finishes its batch, commits, goes),
+    second.terminate()
+    assert await second.wait_exit(STOP_TIMEOUT_S) == 0, second.log_tail()
+    assert await scenario.reader.applied_count() < len(plan.expected)
+    ends = await scenario.preload(waves[2])
+
+    # Then every effect exists once, though partitions moved twice in the middle of the run.
+    await scenario.settle(plan, ends)
+    rebalances = await first.metric("liveops_rebalances_total", processor=kind)
+    assert rebalances is not None and rebalances >= 2, "the first worker saw no rebalance"
+    assert await scenario.dead_letters(expected=0) == []
+    await audit(scenario, plan)
+
+
+@each_processor
+async def test_garbage_and_schema_violations_are_dead_lettered_and_the_stream_goes_on(
+    make_scenario: MakeScenario, kind: KindName
+) -> None:
+    # Given one record in a hundred that is garbage bytes or an envelope the schema refuses,
+    scenario = await make_scenario(kind=kind, session_timeout_ms=SESSION_TIMEOUT_MS)
+    plan = scenario.build_plan(events=EVENTS, garbage_every=100)
+    ends = await scenario.preload(plan.records)
+    # When one worker consumes them all,
+    worker = scenario.start_worker("a")
+
+    # Then every event is applied once, and the dead-letter topic holds exactly the garbage,
+    # each record once with its reason (error class and message), origin and processor,
+    await scenario.settle(plan, ends)
+    await scenario.expect_dead_letters(plan)
+    assert await worker.metric("liveops_dead_letters_total", processor=kind) == len(plan.garbage)
+    # while the worker kept going.
+    assert worker.returncode is None
+    assert await worker.probe("/readyz") == 200
+    await audit(scenario, plan)
 
 
 async def audit(scenario: Scenario, plan: EventPlan) -> None:

@@ -1,9 +1,10 @@
 """A real worker in a real process: started, probed over HTTP, killed or stopped, restarted.
 
 Each WorkerProcess runs `python -m tests.fault.launch` (the probe, rewards or leaderboards
-processor, as its options say, on the test's group) with its settings in LIVEOPS_* variables,
-exactly as a deployment would pass them, and its own /metrics, /healthz and /readyz port. Its
-stderr (JSON logs) goes to a file shown when a test fails.
+processor, as its options say, on the test's group), or another command given to it (the real
+`liveops worker all`), with its settings in LIVEOPS_* variables, exactly as a deployment would
+pass them, and its own /metrics, /healthz and /readyz port. Its stderr (JSON logs) goes to a
+file shown when a test fails.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,13 +45,18 @@ class WorkerConfig:
 
 
 class WorkerProcess:
-    """One worker process; `name` only labels its log file."""
+    """One worker process; `name` only labels its log file. `command` replaces the launcher
+    (tests/fault/launch.py and config.options); the LIVEOPS_* variables stay the same."""
 
-    def __init__(self, config: WorkerConfig, name: str) -> None:
+    def __init__(
+        self, config: WorkerConfig, name: str, *, command: Sequence[str] | None = None
+    ) -> None:
         self.config = config
         self.name = name
         self.metrics_port = free_port()
         self.log_path = config.log_dir / f"{name}.log"
+        launcher = [sys.executable, "-m", "tests.fault.launch", "--group", config.group]
+        self.command = list(command) if command is not None else [*launcher, *config.options]
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
@@ -66,17 +73,9 @@ class WorkerProcess:
                 **self.config.env,
             }
         )
-        command = [
-            sys.executable,
-            "-m",
-            "tests.fault.launch",
-            "--group",
-            self.config.group,
-            *self.config.options,
-        ]
         with open(self.log_path, "ab") as log:
-            self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and launcher
-                command,
+            self._process = subprocess.Popen(  # noqa: S603 - our interpreter, launcher or CLI
+                self.command,
                 cwd=REPO_ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -131,6 +130,17 @@ class WorkerProcess:
             if self.returncode is not None:
                 return False
             if await self.probe(path) == status:
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    async def wait_for_metric(self, name: str, *, timeout_s: float, **labels: str) -> bool:
+        """Poll metric() until it is above zero; False at the deadline or if the worker died."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.returncode is not None:
+                return False
+            if (await self.metric(name, **labels) or 0.0) > 0:
                 return True
             await asyncio.sleep(0.1)
         return False
