@@ -290,3 +290,20 @@ async def test_after_a_failed_publish_no_other_period_is_tried_in_the_same_batch
     await closer.close_due(MONDAY + timedelta(seconds=1))
     assert [c.period for c in periods.closes] == ["2026-W47", "2026-W47", "2026-W48"]
     assert periods.announced == {("arena", "2026-W47"), ("arena", "2026-W48")}
+
+
+def test_every_boards_closing_series_exists_at_zero_before_anything_happens() -> None:
+    # rate() and increase() cannot see a series' first sample: an overdue close or a failed
+    # publish, rare enough to be a board's only one on a pod, would never alert otherwise.
+    _, registry = closer_of(FakePeriods(), FakePrizes())
+
+    names = (
+        "periods_closed",
+        "periods_closed_overdue",
+        "prize_publish_failures",
+        "prizes_published",
+    )
+    for board in DEFINITIONS:
+        for name in names:
+            sample = f"liveops_leaderboard_{name}_total"
+            assert registry.get_sample_value(sample, {"leaderboard": board.id}) == 0.0, name

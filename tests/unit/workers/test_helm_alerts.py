@@ -62,6 +62,9 @@ SEVERITIES = {
     "LiveopsHandleTimeRising": "ticket",
     "LiveopsRebalancesFrequent": "ticket",
     "LiveopsLeaderboardOutputsAgain": "ticket",
+    "LiveopsLeaderboardPrizesNotPublished": "ticket",
+    "LiveopsLeaderboardPeriodClosedOverdue": "ticket",
+    "LiveopsStreamLagUnmeasured": "ticket",
     "LiveopsPublisherFailures": "page",
     "LiveopsGateway4xxShareRising": "ticket",
 }

@@ -93,6 +93,7 @@ ROWS = {
         "Rewards refusals per second, by reason",
         "Leaderboard rejections per second, by reason",
         "Leaderboard outputs again per second",
+        "Leaderboard periods closed, prizes and overdue closes",
     ],
     "Gateway": [
         "Gateway requests per second, by route and status class",

@@ -121,6 +121,13 @@ class LazyCloser:
         self._definitions = definitions
         self._settings = settings
         self._metrics = metrics
+        # Every board's series exist from the start, at 0: rate() and increase() cannot see a
+        # series' first sample, so an alert would miss the first overdue close or failed
+        # publish of a board on this pod, and those are rare enough to be the only one.
+        for board in definitions:
+            for counter in (metrics.closed, metrics.overdue, metrics.prize_failures):
+                counter.labels(board.id)
+            metrics.prizes_published.labels(board.id)
         #: (board, period) known announced; pending ones, waiting or failed.
         self._announced: set[tuple[str, str]] = set()
         self._pending: dict[tuple[str, str], _Pending] = {}
