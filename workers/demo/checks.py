@@ -9,6 +9,14 @@ from workers.demo.season import SeasonStory
 
 
 @dataclass(frozen=True)
+class ShopStory:
+    """Shop purchases as rewards settled them: bought, or refused for insufficient balance."""
+
+    bought: int
+    refused: int
+
+
+@dataclass(frozen=True)
 class Observed:
     report: SessionReport
     expected_accepted: int
@@ -21,6 +29,7 @@ class Observed:
     board_players: int
     season: SeasonStory
     prize_winners: int
+    shop: ShopStory
 
 
 EXPECTED_REFUSALS = {400: 2, 401: 1, 403: 1, 413: 1, 422: 1}
@@ -51,6 +60,13 @@ def failed_checks(seen: Observed) -> list[str]:
             rewards_dead_letters == 1
         ),
         "rewards applied grants": seen.applied.get("rewards", 0) > 0,
+        f"each of {report.shop_requests} shop purchases bought or refused for insufficient "
+        f"balance, at least one of each (got {seen.shop.bought} bought, "
+        f"{seen.shop.refused} refused)": (
+            seen.shop.bought + seen.shop.refused == report.shop_requests
+            and seen.shop.bought > 0
+            and seen.shop.refused > 0
+        ),
         "ledger and wallets agree": seen.ledger_consistent,
         f"every player ranked on the board (got {seen.board_players} of "
         f"{len(report.players)})": seen.board_players == len(report.players),

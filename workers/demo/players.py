@@ -1,7 +1,8 @@
 """A scripted session of simulated players, driven through the HTTP gateway like real clients.
 
 It plays a fixed, seeded script so every demo run tells the same story: logins, levels, matches
-and scores from current clients; requests retried with the same Idempotency-Key (a client that
+and scores from current clients; shop purchases paid with the coins just earned (one the player
+cannot afford); requests retried with the same Idempotency-Key (a client that
 timed out); an outdated client that sends fewer fields; a newer client with an event type this
 build does not know; and hostile or malformed requests that must be refused with a reason.
 """
@@ -46,6 +47,8 @@ class SessionReport:
     retried_total: int = 0
     accepted_event_ids: set[str] = field(default_factory=set)
     players: list[str] = field(default_factory=list)
+    #: Shop offers the gateway accepted (each is then bought or refused by rewards).
+    shop_requests: int = 0
 
 
 @dataclass
@@ -157,10 +160,29 @@ class PlayerSession:
                     client,
                 ),
             )
+        await self.shop(ids)
         await self.retried_requests(ids[:10])
         await self.outdated_and_newer_clients(ids[10:14])
         await self.hostile_requests(ids[0])
         return self.report
+
+    async def shop(self, ids: list[str]) -> None:
+        """Players spend the coins they just earned: an iron sword (500 coins) for six of them,
+        which player 7 can always afford (a 7-day login streak alone pays 300, three levels at
+        least 300 more); and a gem bundle (2,000 coins) that no one in this script can afford,
+        so rewards refuses it as insufficient_balance. Each with an Idempotency-Key: a retried
+        purchase must not buy twice."""
+        orders = [(player, "iron-sword") for player in ids[2:8]] + [(ids[0], "gem-bundle")]
+        for player, offer in orders:
+            answer = await self.send(
+                "shop purchase",
+                player,
+                "/v1/events",
+                self.event("offer_bought", {"offer_id": offer}, CURRENT_CLIENT),
+                idempotency_key=f"shop-{offer}-{uuid.uuid4()}",
+            )
+            if answer.get("event_id"):
+                self.report.shop_requests += 1
 
     async def retried_requests(self, ids: list[str]) -> None:
         """A client timed out and sent the same request again, same Idempotency-Key."""

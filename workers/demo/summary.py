@@ -13,7 +13,7 @@ from aiokafka.structs import TopicPartition
 from topics.catalog import DATA_TOPICS, Topic
 from topics.offsets import EndOffsetReader
 from topics.settings import KafkaSettings
-from workers.demo.checks import EXPECTED_REFUSALS, Observed, failed_checks
+from workers.demo.checks import EXPECTED_REFUSALS, Observed, ShopStory, failed_checks
 from workers.demo.players import SessionReport
 from workers.demo.season import SeasonStory, season_lines
 from workers.demo.stack import DemoStack
@@ -130,7 +130,7 @@ async def render(
     board_lines, board_players = await leaderboard_lines(stack)
     out += board_lines
     out += season_lines(story, winners)
-    wallet_text, consistent = await wallet_lines(stack)
+    wallet_text, consistent, shop = await wallet_lines(stack)
     out += wallet_text
     observed = Observed(
         report=report,
@@ -144,6 +144,7 @@ async def render(
         board_players=board_players,
         season=story,
         prize_winners=winners,
+        shop=shop,
     )
     failures = failed_checks(observed)
     out.append("Checks: " + ("all passed" if not failures else f"{len(failures)} FAILED"))
@@ -176,7 +177,7 @@ async def leaderboard_lines(
     return lines, view.total_players
 
 
-async def wallet_lines(stack: DemoStack) -> tuple[list[str], bool]:
+async def wallet_lines(stack: DemoStack) -> tuple[list[str], bool, ShopStory]:
     lines = ["Rewards:"]
     async with stack.context.mysql.acquire() as conn:
         report = await find_mismatches(conn)
@@ -187,6 +188,10 @@ async def wallet_lines(stack: DemoStack) -> tuple[list[str], bool]:
             )
             richest = await cursor.fetchall()
             grants = await recent_grants(cursor, limit=5)
+            await cursor.execute(
+                "SELECT COUNT(DISTINCT grant_id) FROM reward_ledger WHERE reason = 'offer_bought'"
+            )
+            (bought,) = await cursor.fetchone()
     refusals = {
         sample.labels["reason"]: int(sample.value)
         for metric in stack.context.metrics.collect()
@@ -198,6 +203,11 @@ async def wallet_lines(stack: DemoStack) -> tuple[list[str], bool]:
     lines.append(
         "  events that earned nothing, by reason: "
         + (", ".join(f"{reason} {n}" for reason, n in sorted(refusals.items())) or "none")
+    )
+    shop = ShopStory(bought=int(bought), refused=refusals.get("insufficient_balance", 0))
+    lines.append(
+        f"  shop: {shop.bought} offers bought (price debited, item granted), "
+        f"{shop.refused} refused for insufficient balance"
     )
     lines.append("  most recent grants:")
     for created_at, row in grants:
@@ -212,4 +222,4 @@ async def wallet_lines(stack: DemoStack) -> tuple[list[str], bool]:
         else f"{len(report.mismatches)} MISMATCHES"
     )
     lines.append(f"  ledger vs wallets (liveops rewards verify): {verdict}")
-    return lines, report.consistent
+    return lines, report.consistent, shop
