@@ -111,6 +111,15 @@ def decode_valid(data: bytes | None) -> Envelope:
     return validate(envelope)
 
 
+def trace_id_of(traceparent: str) -> str:
+    """The trace id of a W3C traceparent (`00-<trace-id>-<span-id>-<flags>`), or "".
+
+    What every log line about an event carries as `trace_id`: the part that is the same on
+    every hop of the trace (the span id changes at each one)."""
+    parts = traceparent.split("-")
+    return parts[1] if len(parts) == 4 else ""
+
+
 def headers_for(envelope: Envelope) -> list[tuple[str, bytes]]:
     """Kafka headers that let consumers route and trace without decoding the value."""
     headers = [

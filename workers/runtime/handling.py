@@ -19,6 +19,7 @@ from typing import NamedTuple
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from schemas.codec import trace_id_of
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from schemas.redaction import scrub_for
 from workers.errors import DependencyUnavailableError, PermanentError, TransientError
@@ -46,15 +47,6 @@ class _WrongOutcomeCountError(PermanentError):
 def trace_id(envelope: Envelope) -> str:
     """The trace id of the envelope's W3C traceparent, or "" (see trace_id_of)."""
     return trace_id_of(envelope.trace.traceparent)
-
-
-def trace_id_of(traceparent: str) -> str:
-    """The trace id of a W3C traceparent (`00-<trace-id>-<span-id>-<flags>`), or "".
-
-    What every log line about an event carries as `trace_id`: the part that is the same on
-    every hop of the trace (the span id changes at each one)."""
-    parts = traceparent.split("-")
-    return parts[1] if len(parts) == 4 else ""
 
 
 def failure_of(exc: BaseException, events: Sequence[Envelope] = ()) -> Failure:

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from schemas.codec import HEADER_TRACEPARENT, decode, decode_valid, encode, headers_for
+from schemas.codec import (
+    HEADER_TRACEPARENT,
+    decode,
+    decode_valid,
+    encode,
+    headers_for,
+    trace_id_of,
+)
 from schemas.errors import ContractError
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from schemas.redaction import scrub_for
@@ -26,7 +33,7 @@ from workers.errors import DependencyUnavailableError
 from workers.runtime import headers
 from workers.runtime.dedup import Claim, Deduplicator
 from workers.runtime.failures import classify
-from workers.runtime.handling import Verdict, failure_of, handle_batch, trace_id, trace_id_of
+from workers.runtime.handling import Verdict, failure_of, handle_batch, trace_id
 from workers.runtime.headers import Failure
 from workers.runtime.metrics import RuntimeMetrics, observe_all
 from workers.runtime.processor import (

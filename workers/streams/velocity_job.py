@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import faust
@@ -42,7 +43,15 @@ from aiokafka.errors import KafkaError
 from faust.types import EventT, StreamT
 from prometheus_client import CollectorRegistry
 
-from schemas.codec import decode, encode, headers_for, payload_type, validate
+from schemas.codec import (
+    HEADER_TRACEPARENT,
+    decode,
+    encode,
+    headers_for,
+    payload_type,
+    trace_id_of,
+    validate,
+)
 from schemas.errors import ContractError
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import LEADERBOARD_SCORES, PLAYER_ACTIONS, PLAYER_FLAGS, Topic
@@ -120,6 +129,10 @@ class VelocityJob:
                 partition=message.partition,
                 offset=message.offset,
                 error=str(exc),
+                # What the record itself still says: inputs are keyed by player id, and the
+                # producer copies the traceparent into a header.
+                player_id=as_text(message.key),
+                trace_id=trace_id_of(header_text(message.headers, HEADER_TRACEPARENT)),
             )
             return
         at_ms = event_time_ms(envelope, round(message.timestamp * 1000))
@@ -156,6 +169,7 @@ class VelocityJob:
                 "velocity.flag_publish_failed",
                 event_id=flag.event_id,
                 player_id=flag.player_id,
+                trace_id=trace_id_of(flag.trace.traceparent),
                 error=repr(exc),
             )
             return False
@@ -164,10 +178,27 @@ class VelocityJob:
             "velocity.player_flagged",
             event_id=flag.event_id,
             player_id=flag.player_id,
+            trace_id=trace_id_of(flag.trace.traceparent),
             event_count=flag.player_flagged.event_count,
             window_start=flag.player_flagged.window_start.ToJsonString(),
         )
         return True
+
+
+def as_text(raw: bytes | str | None) -> str:
+    if raw is None:
+        return ""
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+
+
+def header_text(headers: Any, name: str) -> str:
+    """A header's value as text, "" when absent: faust gives headers as a mapping or as
+    (name, value) pairs depending on where the message came from."""
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    for key, value in pairs:
+        if as_text(key) == name:
+            return as_text(value)
+    return ""
 
 
 def build_velocity_app(
