@@ -1,10 +1,12 @@
 """Issue 3's fault tests: real worker processes, real broker, Redis and MySQL, exact final state.
 
 Each test drives 3,000 distinct events (more deliveries, with duplicates) through the probe
-processor while something goes wrong, then requires every effect exactly once: a row per
-event in MySQL, the per-player counts in Redis (except where Redis is flushed on purpose), and
-nothing in the dead letters that should not be there. Faults never touch the shared servers:
-MySQL is cut through a FaultProxy, Redis is flushed on a PrivateRedis.
+processor while something goes wrong, then requires every effect exactly once: a row per event
+in MySQL, the per-player counts in Redis (except where Redis is flushed on purpose), and nothing
+in the dead letters that should not be there. Faults never touch the shared servers: MySQL is
+cut through a FaultProxy, Redis is flushed on a PrivateRedis. The other two scenarios, a second
+worker joining and leaving and garbage records, run for the probe in test_processor_faults.py,
+in one test with the real processors.
 """
 
 from __future__ import annotations
@@ -85,40 +87,6 @@ async def test_worker_killed_mid_run_then_restarted_loses_and_doubles_nothing(
         assert await scenario.dead_letters(expected=0) == []
 
 
-async def test_second_worker_joining_and_leaving_loses_and_doubles_nothing(
-    make_scenario: MakeScenario,
-) -> None:
-    scenario = await make_scenario()
-    plan = build_plan(scenario.config.group, events=EVENTS, copies=(1, 2))
-    third = len(plan.records) // 3
-    waves = [plan.records[:third], plan.records[third : 2 * third], plan.records[2 * third :]]
-
-    ends = await scenario.preload(waves[0])
-    first = scenario.start_worker("a")
-    await scenario.wait_progress(len(plan.expected) // 10)
-
-    # A second worker joins: the group rebalances, it takes part of the partitions.
-    second = scenario.start_worker("b")
-    assert await second.wait_for_status("/readyz", 200, timeout_s=READY_TIMEOUT_S), (
-        second.log_tail()
-    )
-    ends = await scenario.preload(waves[1])
-    assert await second.wait_for_metric(
-        "liveops_events_consumed_total", processor=PROBE, timeout_s=30
-    ), f"b consumed nothing\n{second.log_tail()}"
-
-    # It leaves gracefully in the middle of the run: it finishes its batch, commits and goes.
-    second.terminate()
-    assert await second.wait_exit(30) == 0, second.log_tail()
-    assert await scenario.reader.applied_count() < len(plan.expected)
-    ends = await scenario.preload(waves[2])
-
-    await scenario.settle(plan, ends)
-    rebalances = await first.metric("liveops_rebalances_total", processor=PROBE)
-    assert rebalances is not None and rebalances >= 2, "the first worker saw no rebalance"
-    assert await scenario.dead_letters(expected=0) == []
-
-
 async def test_redis_flushed_mid_run_mysql_effects_stay_exactly_once(
     make_scenario: MakeScenario,
 ) -> None:
@@ -181,25 +149,6 @@ async def test_dependency_cut_then_restored_worker_recovers_without_restart(
         assert worker.returncode is None
         assert len(scenario.workers) == 1
         assert await scenario.dead_letters(expected=0) == []
-
-
-async def test_garbage_and_schema_violations_are_dead_lettered_and_the_stream_goes_on(
-    make_scenario: MakeScenario,
-) -> None:
-    # Given one record in a hundred that is garbage bytes or an envelope the schema refuses,
-    scenario = await make_scenario()
-    plan = build_plan(scenario.config.group, events=EVENTS, garbage_every=100)
-    ends = await scenario.preload(plan.records)
-    # When one worker consumes them all,
-    worker = scenario.start_worker("a")
-
-    # Then every event is applied once, and the dead-letter topic holds exactly the garbage,
-    # each record once with its reason (error class and message), origin and processor,
-    await scenario.settle(plan, ends)
-    await scenario.expect_dead_letters(plan)
-    # while the worker kept going.
-    assert worker.returncode is None
-    assert await worker.probe("/readyz") == 200
 
 
 async def _wait_until(
