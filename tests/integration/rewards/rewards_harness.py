@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from schemas.liveops.v1 import actions_pb2, purchases_pb2
 from schemas.liveops.v1.envelope_pb2 import ClientInfo, Envelope, Platform
 from topics.catalog import ConsumerGroup
+from workers.processors.rewards.audit import find_mismatches
 from workers.processors.rewards.processor import RewardsProcessor
 from workers.processors.rewards.settings import NegativeBalancePolicy, RewardsSettings
 from workers.runtime.processor import Outcome
@@ -180,3 +181,10 @@ async def execute(pool: aiomysql.Pool, sql: str, *params: object) -> None:
     async with pool.acquire() as conn, conn.cursor() as cursor:
         await cursor.execute(sql, params)
         await conn.commit()
+
+
+async def mismatches_of(pool: aiomysql.Pool, player_id: str) -> list[str]:
+    """What `liveops rewards verify` reports for this player (find_mismatches is its heart)."""
+    async with pool.acquire() as conn:
+        report = await find_mismatches(conn)
+    return [m.describe() for m in report.mismatches if m.player_id == player_id]

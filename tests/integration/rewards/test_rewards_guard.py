@@ -8,7 +8,7 @@ same events at the same moment.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiomysql
@@ -16,21 +16,12 @@ import pytest
 from rewards_harness import apply, ledger_count, level_completed, started_processor, wallet
 
 from schemas.liveops.v1.envelope_pb2 import Envelope
-from workers.db import MySQLTarget, create_pool
 from workers.errors import TransientError
 from workers.processors.rewards.processor import RewardsProcessor
 from workers.runtime.failures import classify
 from workers.runtime.processor import Outcome, OutcomeKind
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def pool(mysql_target: MySQLTarget) -> AsyncIterator[aiomysql.Pool]:
-    created = await create_pool(mysql_target, maxsize=4)
-    yield created
-    created.close()
-    await created.wait_closed()
 
 
 async def test_a_batch_of_new_and_already_granted_events_applies_only_the_new(

@@ -7,7 +7,6 @@ runtime's Redis dedup keys are gone: only the MySQL guard stands between it and 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomysql
@@ -20,6 +19,7 @@ from rewards_harness import (
     ledger_count,
     level_completed,
     match_won,
+    mismatches_of,
     purchase,
     query,
     refund,
@@ -29,25 +29,10 @@ from rewards_harness import (
 
 from topics.catalog import REWARDS_GRANTED
 from workers.db import MySQLTarget, create_pool
-from workers.processors.rewards.audit import find_mismatches
 from workers.processors.rewards.grants import grant_id_for
 from workers.runtime.processor import OutcomeKind
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def pool(mysql_target: MySQLTarget) -> AsyncIterator[aiomysql.Pool]:
-    created = await create_pool(mysql_target, maxsize=2)
-    yield created
-    created.close()
-    await created.wait_closed()
-
-
-async def mismatches_of(pool: aiomysql.Pool, player_id: str) -> list[str]:
-    async with pool.acquire() as conn:
-        report = await find_mismatches(conn)
-    return [m.describe() for m in report.mismatches if m.player_id == player_id]
 
 
 async def test_a_batch_writes_ledger_wallet_and_reward_granted_events(

@@ -5,7 +5,7 @@ redelivered spend is not paid twice, and two workers cannot spend the same coins
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiomysql
@@ -15,6 +15,7 @@ from rewards_harness import (
     apply,
     ledger_count,
     match_won,
+    mismatches_of,
     offer_bought,
     query,
     started_processor,
@@ -22,9 +23,7 @@ from rewards_harness import (
 )
 
 from schemas.liveops.v1.envelope_pb2 import Envelope
-from workers.db import MySQLTarget, create_pool
 from workers.errors import TransientError
-from workers.processors.rewards.audit import find_mismatches
 from workers.processors.rewards.grants import grant_id_for
 from workers.processors.rewards.processor import RewardsProcessor
 from workers.runtime.failures import classify
@@ -45,21 +44,6 @@ costs = [{ asset = "coins", amount = 150 }]
 grants = [{ asset = "iron-sword", kind = "item", amount = 1 }]
 """
 )
-
-
-@pytest.fixture
-async def pool(mysql_target: MySQLTarget) -> AsyncIterator[aiomysql.Pool]:
-    created = await create_pool(mysql_target, maxsize=3)
-    yield created
-    created.close()
-    await created.wait_closed()
-
-
-async def mismatches_of(pool: aiomysql.Pool, player_id: str) -> list[str]:
-    """What `liveops rewards verify` reports for this player (find_mismatches is its heart)."""
-    async with pool.acquire() as conn:
-        report = await find_mismatches(conn)
-    return [m.describe() for m in report.mismatches if m.player_id == player_id]
 
 
 async def test_a_spend_debits_the_price_and_grants_the_item_once_and_never_overdraws(

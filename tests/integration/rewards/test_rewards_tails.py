@@ -7,7 +7,6 @@ redone exactly once, and ids too long for their columns fail in handle().
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiomysql
@@ -23,20 +22,11 @@ from rewards_harness import (
     wallet,
 )
 
-from workers.db import MySQLTarget, create_pool
 from workers.errors import DependencyUnavailableError
 from workers.processors.rewards.processor import RewardsProcessor
 from workers.runtime.processor import OutcomeKind
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def pool(mysql_target: MySQLTarget) -> AsyncIterator[aiomysql.Pool]:
-    created = await create_pool(mysql_target, maxsize=4)
-    yield created
-    created.close()
-    await created.wait_closed()
 
 
 async def test_the_next_batch_of_a_player_sees_the_caps_of_the_one_not_yet_committed(
