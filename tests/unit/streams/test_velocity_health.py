@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
-from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
+from faust_fakes import FakeConsumer
 from prometheus_client import CollectorRegistry
 
 from topics.devbroker import free_port
@@ -27,18 +27,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@dataclass
-class FakeConsumer:
-    """A faust consumer's assignment(); None stands for a consumer thread not started yet."""
-
-    assigned: set[TP] | None = field(default_factory=set)
-
-    def assignment(self) -> set[TP]:
-        if self.assigned is None:
-            raise ConsumerNotStarted("Consumer thread not yet started")
-        return self.assigned
 
 
 @dataclass

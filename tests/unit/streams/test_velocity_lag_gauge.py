@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
-from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
+from faust_fakes import FakeConsumer
 from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
@@ -27,18 +27,6 @@ INPUTS = (ACTIONS, SCORES)
 CHANGELOG = "liveops.velocity-player_windows-changelog"
 LAG = "liveops_stream_consumer_lag"
 FAILED = "liveops_stream_lag_reads_failed_total"
-
-
-@dataclass
-class FakeConsumer:
-    """A faust consumer's assignment(); None stands for a consumer thread not started yet."""
-
-    assigned: set[TP] | None = field(default_factory=set)
-
-    def assignment(self) -> set[TP]:
-        if self.assigned is None:
-            raise ConsumerNotStarted("Consumer thread not yet started")
-        return self.assigned
 
 
 @dataclass
