@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
+import aiomysql
 import pymysql
 import pytest
 import redis.asyncio as aioredis
@@ -24,7 +25,7 @@ import structlog
 from topics.admin import ApplyStatus, apply_plan
 from topics.devbroker import EmbeddedBroker, free_port
 from topics.settings import KafkaSettings
-from workers.db import MySQLTarget, migrate
+from workers.db import MySQLTarget, create_pool, migrate
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MYSQL_ROOT = MySQLTarget(host="127.0.0.1", port=3306, user="root", password="", database="test")
@@ -154,6 +155,17 @@ def mysql_target() -> Iterator[MySQLTarget]:
     with admin.cursor() as cursor:
         cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
     admin.close()
+
+
+@pytest.fixture
+async def pool(mysql_target: MySQLTarget) -> AsyncIterator[aiomysql.Pool]:
+    """A pool on the session's database; four connections, for tests that run two workers.
+    (Here, not in a conftest of tests/integration/rewards: mypy reads every conftest.py as one
+    module named `conftest` unless its folder is a package.)"""
+    created = await create_pool(mysql_target, maxsize=4)
+    yield created
+    created.close()
+    await created.wait_closed()
 
 
 @pytest.fixture
