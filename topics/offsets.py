@@ -13,7 +13,9 @@ watermark. Apache Kafka gets both right. So `EndOffsetReader.read`:
 The fetch costs one round trip (a few records at most are read, then dropped).
 
 CommittedOffsetReader reads where a consumer group committed, without joining that group: the
-other half of a lag (`liveops topics lag`, the velocity job's lag gauge).
+other half of a lag (`liveops topics lag`, the velocity job's lag gauge). It also finds where a
+time falls in each partition (`offsets_at`): with the group's position, whether the group has
+read past that time (the leaderboards' season closing).
 """
 
 from __future__ import annotations
@@ -159,6 +161,23 @@ class CommittedOffsetReader:
         (a caller that must not wait puts a timeout around it).
         """
         return {tp: await self._consumer.committed(tp) for tp in dict.fromkeys(partitions)}
+
+    async def offsets_at(
+        self, partitions: Iterable[TopicPartition], timestamp_ms: int
+    ) -> dict[TopicPartition, int | None]:
+        """Per partition, the first offset whose record time is at or after `timestamp_ms`;
+        None when no record is that recent. A read of the log, not of the group."""
+        wanted = list(dict.fromkeys(partitions))
+        found = await self._consumer.offsets_for_times(dict.fromkeys(wanted, timestamp_ms))
+        return {tp: first_offset_at_or_after(found.get(tp)) for tp in wanted}
+
+
+def first_offset_at_or_after(answer: Any) -> int | None:
+    """The offset in one partition's `offsets_for_times` answer; None when no record is that
+    recent. Apache Kafka answers None then; the embedded broker offset 0 with timestamp -1."""
+    if answer is None or answer.timestamp < 0:
+        return None
+    return int(answer.offset)
 
 
 async def end_offsets(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndTimestamp
 
-from workers.processors.leaderboards.watermark import consumed_past, first_offset_at_or_after
+from topics.offsets import first_offset_at_or_after
+from workers.processors.leaderboards.watermark import consumed_past
 
 P0, P1, P2 = (TopicPartition("scores", n) for n in range(3))
 

@@ -10,9 +10,9 @@ receives it, so a record's time is about its `received_at`. Per input partition:
    at 0;
 3. the group consumed past the end there when its committed offset is at or past that offset
    (a partition it never committed on counts as 0).
-Committed offsets are read as topics/lag.py reads them: with a consumer that carries the group's
-id but never subscribes nor assigns, so it never joins the group nor rebalances the live
-workers; auto-commit off, so it commits nothing.
+All reads go through topics/offsets.py: CommittedOffsetReader (a consumer that carries the
+group's id but never subscribes nor assigns, so it never joins the group nor rebalances the live
+workers, and commits nothing) and EndOffsetReader.
 """
 
 from __future__ import annotations
@@ -20,26 +20,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
 from topics.catalog import ConsumerGroup
-from topics.offsets import EndOffsetReader, EndOffsetsUnconfirmedError
+from topics.offsets import CommittedOffsetReader, EndOffsetReader, EndOffsetsUnconfirmedError
 from topics.settings import KafkaSettings
 from workers.processors.leaderboards.errors import GroupPositionUnknownError
 
 #: One read (called from handle(), between batches) gives up after this long.
 READ_TIMEOUT_S = 5.0
-
-
-def first_offset_at_or_after(answer: Any) -> int | None:
-    """The offset in one partition's `offsets_for_times` answer; None when no record is that
-    recent. Apache Kafka answers None then; the embedded broker offset 0 with timestamp -1."""
-    if answer is None or answer.timestamp < 0:
-        return None
-    return int(answer.offset)
 
 
 def consumed_past(
@@ -76,30 +68,26 @@ class GroupWatermark:
         self._group = group
         self._timeout_s = timeout_s
         # Built in start(): aiokafka clients need the running loop, and warn if never closed.
-        self._consumer: Any = None
-        self._ends: EndOffsetReader | None = None
+        self._readers: tuple[CommittedOffsetReader, EndOffsetReader] | None = None
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            **self._kafka.client_kwargs(), group_id=self._group.name, enable_auto_commit=False
-        )
+        committed = CommittedOffsetReader(self._kafka, self._group.name)
         ends = EndOffsetReader(self._kafka)
         try:
-            await consumer.start()
+            await committed.start()
             await ends.start()
         except BaseException:
             await ends.stop()
-            await consumer.stop()
+            await committed.stop()
             raise
-        self._consumer, self._ends = consumer, ends
+        self._readers = (committed, ends)
 
     async def stop(self) -> None:
-        consumer, ends = self._consumer, self._ends
-        self._consumer = self._ends = None
-        if ends is not None:
+        readers, self._readers = self._readers, None
+        if readers is not None:
+            committed, ends = readers
             await ends.stop()
-        if consumer is not None:
-            await consumer.stop()
+            await committed.stop()
 
     async def read(self, instants: Sequence[datetime]) -> dict[datetime, bool]:
         """For each instant, whether the group consumed past it on every input partition.
@@ -107,34 +95,32 @@ class GroupWatermark:
         GroupPositionUnknownError when that cannot be read within the timeout (a broker
         failure, an input topic missing).
         """
-        consumer, ends = self._consumer, self._ends
-        if consumer is None or ends is None:
+        if self._readers is None:
             raise RuntimeError("GroupWatermark.start() was not called")
         try:
             async with asyncio.timeout(self._timeout_s):
-                return await self._read(consumer, ends, instants)
+                return await self._read(*self._readers, instants)
         except (KafkaError, EndOffsetsUnconfirmedError, TimeoutError, OSError) as exc:
             raise GroupPositionUnknownError(f"group {self._group.name}: {exc!r}") from exc
 
     async def _read(
-        self, consumer: Any, reader: EndOffsetReader, instants: Sequence[datetime]
+        self,
+        reader: CommittedOffsetReader,
+        end_reader: EndOffsetReader,
+        instants: Sequence[datetime],
     ) -> dict[datetime, bool]:
-        await consumer.topics()  # fresh metadata: partitions_for_topic answers from a cache
         partitions: list[TopicPartition] = []
-        for topic in self._group.inputs:
-            numbers = consumer.partitions_for_topic(topic.name)
-            if not numbers:
-                raise GroupPositionUnknownError(f"{topic.name} is not on the cluster")
-            partitions += [TopicPartition(topic.name, n) for n in sorted(numbers)]
-        committed = {tp: await consumer.committed(tp) for tp in partitions}
+        numbers = await reader.partitions_of(topic.name for topic in self._group.inputs)
+        for topic, found in numbers.items():
+            if not found:
+                raise GroupPositionUnknownError(f"{topic} is not on the cluster")
+            partitions += [TopicPartition(topic, n) for n in found]
+        committed = await reader.read(partitions)
         answers: dict[datetime, bool] = {}
         ends: dict[TopicPartition, int] | None = None
         for instant in instants:
-            found = await consumer.offsets_for_times(
-                dict.fromkeys(partitions, int(instant.timestamp() * 1000))
-            )
-            first_after = {tp: first_offset_at_or_after(found.get(tp)) for tp in partitions}
+            first_after = await reader.offsets_at(partitions, int(instant.timestamp() * 1000))
             if ends is None and None in first_after.values():
-                ends = await reader.read(partitions)
+                ends = await end_reader.read(partitions)
             answers[instant] = consumed_past(committed, first_after, ends or {})
         return answers
