@@ -52,11 +52,12 @@ import structlog
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
+from topics.lag import lag_of
 from topics.offsets import EndOffsetReader, EndOffsetsUnconfirmedError
 from workers.errors import DependencyUnavailableError
 from workers.runtime.dedup import Deduplicator
 from workers.runtime.failures import backoff_s
-from workers.runtime.metrics import RuntimeMetrics
+from workers.runtime.metrics import PartitionSeries, RuntimeMetrics
 from workers.runtime.outbox import Outbox
 from workers.runtime.pipeline import Pipeline, Plan
 from workers.runtime.processor import DedupMode
@@ -148,8 +149,10 @@ class ConsumerLoop:
         self.idle.set()
         self._failures = 0
         self._lag_at = 0.0
-        #: Partitions with a lag series from this loop (forget_lag() drops the ones it loses).
-        self._lag_reported: set[TopicPartition] = set()
+        #: The lag series of this loop's partitions (forget_lag() drops the ones it loses).
+        self._lag = PartitionSeries(
+            metrics.consumer_lag, lambda tp: (tp.topic, str(tp.partition), self._name)
+        )
         self._overlaps = self.may_overlap and settings.pipeline
         self._tracks_keys = pipeline.dedup_mode is DedupMode.RUNTIME
         self._claims_ahead = self._overlaps and self._tracks_keys and settings.claim_ahead
@@ -414,10 +417,7 @@ class ConsumerLoop:
     def forget_lag(self, partitions: Iterable[TopicPartition]) -> None:
         """Drop the lag series of partitions this loop no longer owns: their new owner reports
         them, and a stale copy here would be added to its figure (dashboards, an HPA's sum)."""
-        for tp in list(partitions):
-            self._lag_reported.discard(tp)
-            with contextlib.suppress(KeyError):  # never measured here
-                self._metrics.consumer_lag.remove(tp.topic, str(tp.partition), self._name)
+        self._lag.forget(partitions)
 
     async def _measure_lag(self) -> None:
         now = time.monotonic()
@@ -425,16 +425,13 @@ class ConsumerLoop:
             return
         self._lag_at = now
         assigned = list(self.consumer.assignment())
-        self.forget_lag(self._lag_reported.difference(assigned))
+        self.forget_lag(self._lag.reported.difference(assigned))
         if not assigned or self._end_offsets is None:
             return
         try:
             # Not the consumer's own end_offsets(): the embedded broker's answer falls short.
             ends = await self._end_offsets.read(assigned)
-            lags = {}
-            for tp in assigned:
-                committed = await self.consumer.committed(tp)
-                lags[tp] = max(0, ends[tp] - (committed or 0))
+            lags = {tp: lag_of(await self.consumer.committed(tp), ends[tp]) for tp in assigned}
         except (KafkaError, EndOffsetsUnconfirmedError) as exc:
             log.info("lag not measured", processor=self._name, error=str(exc))
             return
@@ -442,8 +439,7 @@ class ConsumerLoop:
         still_ours = self.consumer.assignment()
         for tp, lag in lags.items():
             if tp in still_ours:
-                self._metrics.consumer_lag.labels(tp.topic, str(tp.partition), self._name).set(lag)
-                self._lag_reported.add(tp)
+                self._lag.set(tp, lag)
 
 
 class _FinishBatchOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base

@@ -5,14 +5,38 @@ Every metric is labelled by processor, so `liveops worker all` exposes all proce
 
 from __future__ import annotations
 
+import contextlib
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 _BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000)
+
+
+class PartitionSeries:
+    """One gauge's series for the partitions this process holds (a consumer lag), and which
+    those are. forget() removes the series of partitions it no longer holds: their new owner
+    reports them, and a stale copy here would be added to its figure (a dashboard's or an
+    HPA's sum over pods). Used by the worker loops and the velocity job alike."""
+
+    def __init__(self, gauge: Gauge, labels: Callable[[TopicPartition], Sequence[str]]) -> None:
+        self._gauge = gauge
+        self._labels = labels
+        self.reported: set[TopicPartition] = set()
+
+    def set(self, tp: TopicPartition, value: float) -> None:
+        self._gauge.labels(*self._labels(tp)).set(value)
+        self.reported.add(tp)
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        for tp in list(partitions):
+            self.reported.discard(tp)
+            with contextlib.suppress(KeyError):  # never set here
+                self._gauge.remove(*self._labels(tp))
 
 
 class RuntimeMetrics:

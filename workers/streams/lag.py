@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Collection, Iterable, Sequence, Set
+from collections.abc import Collection, Sequence, Set
 from typing import Protocol
 
 import structlog
@@ -33,6 +33,7 @@ from mode import Service
 from topics.lag import lag_of
 from topics.offsets import CommittedOffsetReader, EndOffsetReader, EndOffsetsUnconfirmedError
 from topics.settings import KafkaSettings
+from workers.runtime.metrics import PartitionSeries
 from workers.streams.metrics import StreamMetrics
 
 log = structlog.get_logger(__name__)
@@ -122,27 +123,6 @@ class GroupOffsets:
                 await reader.stop()
 
 
-class LagGauge:
-    """The job's series of liveops_stream_consumer_lag, and which partitions it has one for."""
-
-    def __init__(self, metrics: StreamMetrics, job: str) -> None:
-        self._gauge = metrics.consumer_lag
-        self._job = job
-        self.reported: set[TopicPartition] = set()
-
-    def set(self, tp: TopicPartition, lag: int) -> None:
-        self._gauge.labels(self._job, tp.topic, str(tp.partition)).set(lag)
-        self.reported.add(tp)
-
-    def forget(self, partitions: Iterable[TopicPartition]) -> None:
-        """Remove the series of partitions this process no longer holds: their new owner
-        reports them, and a stale copy here would be added to its figure."""
-        for tp in list(partitions):
-            self.reported.discard(tp)
-            with contextlib.suppress(KeyError):  # never set here
-                self._gauge.remove(self._job, tp.topic, str(tp.partition))
-
-
 class LagService(Service):
     """Measures the lag every `interval_s` (steps 1-4 of the module docstring)."""
 
@@ -167,7 +147,9 @@ class LagService(Service):
         self._failed = metrics.lag_reads_failed.labels(job)
         self._interval_s = interval_s
         self._timeout_s = timeout_s
-        self.gauge = LagGauge(metrics, job)
+        self.gauge = PartitionSeries(
+            metrics.consumer_lag, lambda tp: (job, tp.topic, str(tp.partition))
+        )
 
     @Service.task
     async def _measure_every_interval(self) -> None:
