@@ -22,8 +22,6 @@ from schemas.codec import (
     HEADER_TRACEPARENT,
     decode,
     decode_valid,
-    encode,
-    headers_for,
     trace_id_of,
 )
 from schemas.errors import ContractError
@@ -220,15 +218,7 @@ class Pipeline:
         observe_all(self._end_to_end, [max(0.0, now_s - r) for r in plan.received_s])
 
     def _publish(self, plan: Plan, outputs: Sequence[OutputEvent]) -> None:
-        for output in outputs:
-            plan.records.append(
-                OutboundRecord(
-                    output.topic.name,
-                    output.envelope.player_id.encode(),
-                    encode(output.envelope),
-                    tuple(headers_for(output.envelope)),
-                )
-            )
+        plan.records.extend(OutboundRecord.of_output(output) for output in outputs)
 
     def _route_failure(
         self,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from schemas.codec import encode, headers_for
+from workers.runtime.processor import OutputEvent
+
 #: Kafka allows a header without a value (null): kept as None, as it came.
 Headers = tuple[tuple[str, bytes | None], ...]
 
@@ -57,3 +60,14 @@ class OutboundRecord:
     key: bytes | None
     value: bytes | None
     headers: Headers = ()
+
+    @classmethod
+    def of_output(cls, output: OutputEvent) -> OutboundRecord:
+        """An output event as published: keyed by player id, with the codec's headers."""
+        envelope = output.envelope
+        return cls(
+            output.topic.name,
+            envelope.player_id.encode(),
+            encode(envelope),
+            tuple(headers_for(envelope)),
+        )

@@ -23,10 +23,10 @@ from workers.processors.leaderboards.definitions import (
 )
 from workers.processors.leaderboards.factory import leaderboard_settings
 from workers.processors.leaderboards.periods import LeaderboardPeriod, period_at, period_named
-from workers.processors.leaderboards.publishing import records_of
 from workers.processors.leaderboards.rebuild import rebuild_board
 from workers.runtime.outbox import Outbox
 from workers.runtime.processor import OutputEvent
+from workers.runtime.records import OutboundRecord
 from workers.settings import FleetSettings
 
 leaderboards_app = typer.Typer(
@@ -162,7 +162,7 @@ def rebuild(
 async def publish(settings: FleetSettings, outputs: tuple[OutputEvent, ...]) -> None:
     """Send events and wait for the broker's acks (the runtime's Outbox)."""
     async with Outbox(settings.kafka) as outbox:
-        await outbox.send_all(records_of(outputs))
+        await outbox.send_all([OutboundRecord.of_output(o) for o in outputs])
 
 
 @leaderboards_app.command("close")

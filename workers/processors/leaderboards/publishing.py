@@ -2,8 +2,8 @@
 
 The lazy closer and `liveops leaderboards close` publish a closed period's prizes themselves
 rather than as a batch's outputs: they must know when every prize is out (the period is marked
-announced only then). Records are built as the runtime builds a batch's outputs (keyed by player
-id, the codec's headers), through the runtime's Outbox (acks=all).
+announced only then). Records are built as the runtime builds a batch's outputs
+(OutboundRecord.of_output), through the runtime's Outbox (acks=all).
 """
 
 from __future__ import annotations
@@ -11,24 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from schemas.codec import encode, headers_for
 from topics.settings import KafkaSettings
 from workers.runtime.outbox import Outbox
 from workers.runtime.processor import OutputEvent
 from workers.runtime.records import OutboundRecord
-
-
-def records_of(outputs: Sequence[OutputEvent]) -> list[OutboundRecord]:
-    """The records of `outputs`, as the runtime would publish them."""
-    return [
-        OutboundRecord(
-            o.topic.name,
-            o.envelope.player_id.encode(),
-            encode(o.envelope),
-            tuple(headers_for(o.envelope)),
-        )
-        for o in outputs
-    ]
 
 
 class PrizeSender(Protocol):
@@ -69,4 +55,4 @@ class PrizePublisher:
         did not (some may be out all the same: publishing again repeats the same ids)."""
         if self._outbox is None:
             raise RuntimeError("PrizePublisher.start() was not called")
-        await self._outbox.send_all(records_of(outputs))
+        await self._outbox.send_all([OutboundRecord.of_output(o) for o in outputs])
