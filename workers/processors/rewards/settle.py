@@ -176,6 +176,10 @@ class _Batch:
     def count(self, key: CapKey) -> int:
         return self.state.cap_counts.get(key, 0) + self.out.cap_increments.get(key, 0)
 
+    def overdrawn(self, rows: Sequence[LedgerRow]) -> list[LedgerRow]:
+        """The debits among `rows` that would take their wallet entry below zero."""
+        return [r for r in rows if r.amount < 0 and self.net(wallet_key(r)) + r.amount < 0]
+
     def refuse(self, refusal: Refusal) -> None:
         if refusal.recorded:
             self.out.refusals.append(refusal)
@@ -217,7 +221,7 @@ class _Batch:
         earlier events of the batch included) neither."""
         rows = spend_rows(plan)
         if self.spends == "reject":
-            short = [r for r in rows if r.amount < 0 and self.net(wallet_key(r)) + r.amount < 0]
+            short = self.overdrawn(rows)
             if short:
                 prices = ", ".join(
                     f"{r.asset_id}: balance {self.net(wallet_key(r))}, price {-r.amount}"
@@ -247,7 +251,7 @@ class _Batch:
             self.refuse(Refusal(plan.event, RefusalCode.ALREADY_CLAWED_BACK, detail))
             return
         reversal = reversal_rows(plan, granted)
-        short = [r for r in reversal if self.net(wallet_key(r)) + r.amount < 0]
+        short = self.overdrawn(reversal)
         if short and self.policy == "reject":
             assets = ", ".join(f"{r.asset_id} {self.net(wallet_key(r))}<{-r.amount}" for r in short)
             detail = f"claw-back of {plan.purchase_ref} exceeds the balance ({assets})"
