@@ -186,3 +186,46 @@ async def test_a_past_weeks_keys_expire_its_retention_after_its_end(
         live,
     ]
     assert [await redis_client.expiretime(k) for k in markers] == [expire_at] * 3
+
+
+async def test_without_submissions_the_closers_own_tick_closes_and_pays_the_week(
+    make_processor: ProcessorFactory,
+    kafka_settings: KafkaSettings,
+    redis_client: aioredis.Redis,
+    mysql_pool: aiomysql.Pool,
+    unique_name: str,
+    board_prefix: str,
+    clock: Clock,
+) -> None:
+    arena = f"{board_prefix}-arena"
+    ticking = LAZY.model_copy(update={"close_idle_check_s": 0.1})
+    processor = make_processor(settings=ticking, kafka=kafka_settings)
+    async with started(processor):
+        # Given two scores in week 48,
+        await settled(
+            processor, [submission(arena, "ann", 100, NOW), submission(arena, "bob", 300, NOW)]
+        )
+        # When the week ends (and its grace passes) with no submission after it,
+        clock.now = AFTER_RESET
+        prizes = await prizes_of(kafka_settings, season_id(arena, "2026-W48"), 2)
+
+    # Then the closer's own tick archived the week and published its prizes.
+    assert ranked(prizes) == [("bob", 1), ("ann", 2)]
+    archive = await store.archived_entries(mysql_pool, arena, "2026-W48")
+    assert archive is not None and [e.player_id for e in archive] == ["bob", "ann"]
+    assert await redis_client.exists(keys.announced_key(unique_name, arena, "2026-W48"))
+
+
+async def test_the_wait_for_the_group_starts_when_the_first_worker_found_the_period_due(
+    redis_client: aioredis.Redis, unique_name: str, definitions: Definitions, board_prefix: str
+) -> None:
+    board = definitions.get(f"{board_prefix}-arena")
+    assert board is not None
+    week48 = period_named(board, "2026-W48")
+    first = await closing.waiting_since(redis_client, unique_name, board, week48, AFTER_RESET)
+    later = AFTER_RESET.replace(hour=2)
+    again = await closing.waiting_since(redis_client, unique_name, board, week48, later)
+    assert first == again == AFTER_RESET
+    # Kept as long as the week's other keys (its retention after its end).
+    ttl = await redis_client.ttl(keys.waiting_key(unique_name, board.id, "2026-W48"))
+    assert ttl > 0

@@ -4,6 +4,7 @@ offsets)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -48,6 +49,9 @@ class FakePeriods:
         self.state_reads: list[str] = []
         self.closes: list[ClosedPeriod] = []
         self.announced: set[Key] = set()
+        #: When a closer first found each period due (Redis, shared by workers and restarts).
+        self.waits: dict[Key, datetime] = {}
+        self.marked = asyncio.Event()
 
     async def state(self, board: LeaderboardDefinition, period: LeaderboardPeriod) -> PeriodState:
         self.state_reads.append(period.key)
@@ -79,6 +83,12 @@ class FakePeriods:
 
     async def mark_announced(self, board: LeaderboardDefinition, period: LeaderboardPeriod) -> None:
         self.announced.add((board.id, period.key))
+        self.marked.set()
+
+    async def waiting_since(
+        self, board: LeaderboardDefinition, period: LeaderboardPeriod, now: datetime
+    ) -> datetime:
+        return self.waits.setdefault((board.id, period.key), now)
 
 
 class FakePrizes:
@@ -123,7 +133,12 @@ class FakeWatermark:
 
 
 def closer_of(
-    periods: FakePeriods, prizes: FakePrizes, watermark: FakeWatermark | None = None
+    periods: FakePeriods,
+    prizes: FakePrizes,
+    watermark: FakeWatermark | None = None,
+    *,
+    settings: LeaderboardSettings = SETTINGS,
+    clock_at: datetime = MONDAY,
 ) -> tuple[LazyCloser, CollectorRegistry]:
     registry = CollectorRegistry()
     closer = LazyCloser(
@@ -131,8 +146,9 @@ def closer_of(
         prizes,
         watermark,
         definitions=DEFINITIONS,
-        settings=SETTINGS,
+        settings=settings,
         metrics=CloserMetrics.register(registry),
+        clock=lambda: clock_at,
     )
     return closer, registry
 
@@ -266,6 +282,51 @@ async def test_a_period_closes_anyway_after_the_longest_wait_counted_once() -> N
     assert [c.period for c in periods.closes] == ["2026-W48", "2026-W48"]
     assert periods.announced == {("arena", "2026-W48")}
     assert counted(registry, "periods_closed_overdue") == 1
+
+
+async def test_the_longest_wait_counts_from_the_first_worker_that_found_the_period_due() -> None:
+    # Given a worker that found week 48 due at MONDAY and waited 50 minutes for the group,
+    periods, prizes, watermark = FakePeriods(), FakePrizes(), FakeWatermark()
+    first, _ = closer_of(periods, prizes, watermark)
+    await first.close_due(MONDAY)
+    await first.close_due(MONDAY + timedelta(minutes=50))
+
+    # When it is restarted (or another replica takes over) and the group is still behind,
+    restarted, registry = closer_of(periods, prizes, watermark)
+    await restarted.close_due(MONDAY + timedelta(minutes=51))
+    assert periods.closes == []
+
+    # Then the period closes an hour after MONDAY, not an hour after the restart.
+    await restarted.close_due(MONDAY + timedelta(seconds=3600))
+    assert [c.period for c in periods.closes] == ["2026-W48"]
+    assert counted(registry, "periods_closed_overdue") == 1
+
+
+async def test_the_closers_own_tick_closes_a_period_when_no_batch_comes() -> None:
+    # Given a closer started with a short tick and no batch ever handled,
+    periods, prizes = FakePeriods(), FakePrizes()
+    ticking = SETTINGS.model_copy(update={"close_idle_check_s": 0.01})
+    closer, _ = closer_of(periods, prizes, settings=ticking, clock_at=MONDAY)
+    await closer.start()
+    try:
+        # When the tick has run,
+        await asyncio.wait_for(periods.marked.wait(), timeout=5)
+    finally:
+        await closer.stop()
+
+    # Then week 48 was closed and its prizes acknowledged, once.
+    assert periods.announced == {("arena", "2026-W48")}
+    assert [c.period for c in periods.closes] == ["2026-W48"] and len(prizes.acked) == 1
+
+
+async def test_a_closer_without_a_tick_runs_only_when_called() -> None:
+    periods, prizes = FakePeriods(), FakePrizes()
+    quiet = SETTINGS.model_copy(update={"close_idle_check_s": 0})
+    closer, _ = closer_of(periods, prizes, settings=quiet)
+    await closer.start()
+    await asyncio.sleep(0.05)
+    await closer.stop()
+    assert periods.closes == [] and periods.state_reads == []
 
 
 async def test_without_the_group_check_a_period_closes_after_the_grace() -> None:

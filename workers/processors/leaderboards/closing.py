@@ -19,7 +19,7 @@ Who closes: the processor does it lazily (lazyclose.py: which periods, and when)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import aiomysql
@@ -184,6 +184,28 @@ async def is_announced(
     return bool(await client.exists(keys.announced_key(prefix, board.id, period.key)))
 
 
+async def waiting_since(
+    client: aioredis.Redis,
+    prefix: str,
+    board: LeaderboardDefinition,
+    period: LeaderboardPeriod,
+    now: datetime,
+) -> datetime:
+    """When a worker first found the period due: `now` unless one recorded an earlier time
+    (kept as long as the period's keys), so a restart does not start the wait again."""
+    key = keys.waiting_key(prefix, board.id, period.key)
+    expire_at = _expire_at(board, period)
+    seconds = int(now.timestamp())
+    if expire_at is None:
+        await client.set(key, seconds, nx=True)
+    else:
+        await client.set(key, seconds, nx=True, exat=max(expire_at, seconds + 1))
+    recorded = await client.get(key)
+    if recorded is None:  # expired in between: only at the end of the retention
+        return now
+    return min(now, datetime.fromtimestamp(int(recorded), tz=UTC))
+
+
 @dataclass(frozen=True, slots=True)
 class PeriodState:
     """What the lazy closer needs to know of a finished period it may have missed."""
@@ -210,6 +232,11 @@ class PeriodStore(Protocol):
 
     async def mark_announced(self, board: LeaderboardDefinition, period: LeaderboardPeriod) -> None:
         """Record that the broker acknowledged every prize of the period."""
+
+    async def waiting_since(
+        self, board: LeaderboardDefinition, period: LeaderboardPeriod, now: datetime
+    ) -> datetime:
+        """When any worker first found the period due (`now` when none did before)."""
 
 
 class StoredPeriods:
@@ -253,3 +280,8 @@ class StoredPeriods:
 
     async def mark_announced(self, board: LeaderboardDefinition, period: LeaderboardPeriod) -> None:
         await mark_announced(self._client, self._prefix, board, period)
+
+    async def waiting_since(
+        self, board: LeaderboardDefinition, period: LeaderboardPeriod, now: datetime
+    ) -> datetime:
+        return await waiting_since(self._client, self._prefix, board, period, now)

@@ -6,6 +6,8 @@ Board ids match [a-z0-9_-] and period keys have no colon, so no key can be read 
 - `{prefix}:lb:{board}:{period}:closed`   marker: the period is archived, refuse submissions
 - `{prefix}:lb:{board}:{period}:closing`  lock held by the one worker archiving the period
 - `{prefix}:lb:{board}:{period}:announced` marker: the broker acknowledged the period's prizes
+- `{prefix}:lb:{board}:{period}:waiting`  unix seconds when a worker first found the period due
+  (the lazy closer's max wait counts from it, across restarts and workers)
 - `{prefix}:lb:journal`                   stream of applied submissions not yet in MySQL
 - `{prefix}:lb-kept:{idempotency key}`    the script's answer to a submission that produced
   outputs, kept as long as its dedup marker, so a redelivery publishes them again
@@ -37,6 +39,10 @@ def closing_lock_key(prefix: str, board_id: str, period: str) -> str:
 
 def announced_key(prefix: str, board_id: str, period: str) -> str:
     return f"{board_key(prefix, board_id, period)}:announced"
+
+
+def waiting_key(prefix: str, board_id: str, period: str) -> str:
+    return f"{board_key(prefix, board_id, period)}:waiting"
 
 
 def rebuild_key(prefix: str, board_id: str, period: str) -> str:

@@ -1,18 +1,21 @@
-"""The processor's side of closing: after each batch, close the finished periods that are due.
+"""The processor's side of closing: after each batch, and every `close_idle_check_s` on its
+own (so periods close when no submission arrives), close the finished periods that are due.
 
-handle() calls `close_due` after scoring; in this order:
+handle() and the closer's own tick call `close_due`; one runs it at a time (a batch that finds
+it running goes on without it). In this order:
 1. Look back, for each board whose latest finished period (`close_grace_s` past its end,
    due.py) is new to this process (its start, or a reset since): that period, and the earlier
    ones it may have missed (`close_lookback_periods`) that were never announced and either
    were closed already (prizes maybe never out) or have submissions. These are the only MySQL
-   reads: once per new period, not per batch. Each becomes pending, from now (`waiting_since`).
+   reads: once per new period, not per batch. Each becomes pending, waiting since the first
+   worker found it due (recorded in Redis, so a restart does not start the wait again).
 2. While a period is pending, at most every `close_check_interval_s`: read whether the
    consumer group has consumed past each pending end on every input partition (watermark.py).
    A failed read is logged and counts as "not yet"; the next one waits longer.
 3. Oldest first, close each pending period the group consumed past, or that waited
    `close_max_wait_s` (closed anyway: a warning and a metric); publish its prizes with this
    closer's own producer; once the broker acknowledged every one, mark it announced in Redis.
-   A failed close or publish is logged and the period stays pending: the next batch tries
+   A failed close or publish is logged and the period stays pending: the next run tries
    again, with the same event ids (after a failed publish, no other this batch: each would
    wait for the broker too). Nothing here fails a batch.
 Why the prizes are not a batch's outputs: the runtime may fail to settle that batch (its
@@ -23,9 +26,10 @@ announced, would never be announced again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pymysql
 import redis.exceptions
@@ -48,6 +52,7 @@ from workers.processors.leaderboards.publishing import PrizeSender
 from workers.processors.leaderboards.settings import LeaderboardSettings
 from workers.processors.leaderboards.watermark import Watermark
 from workers.runtime.processor import OutputEvent
+from workers.runtime.tasks import stop_within
 
 log = structlog.get_logger(__name__)
 #: What Redis and MySQL raise when they fail (WorkerError: what closing.py raises).
@@ -55,6 +60,12 @@ _STORE_ERRORS = (WorkerError, redis.exceptions.RedisError, pymysql.err.Error, OS
 #: After a failed read of the group's offsets, the next one waits at least this long: a read
 #: that times out holds up the batch that made it.
 RETRY_READ_AFTER_S = 30.0
+#: How long stop() lets a run of the closer's own tick finish before cancelling it.
+STOP_GRACE_S = 5.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -113,14 +124,19 @@ class LazyCloser:
         definitions: Definitions,
         settings: LeaderboardSettings,
         metrics: CloserMetrics,
+        clock: Callable[[], datetime] = _now,
     ) -> None:
-        """`watermark` None: periods close after the grace, without waiting for the group."""
+        """`watermark` None: periods close after the grace, without waiting for the group.
+        `clock` is what the closer's own tick takes as now (batches pass theirs)."""
         self._periods = periods
         self._prizes = prizes
         self._watermark = watermark
         self._definitions = definitions
         self._settings = settings
         self._metrics = metrics
+        self._clock = clock
+        self._ticker: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         # Every board's series exist from the start, at 0: rate() and increase() cannot see a
         # series' first sample, so an alert would miss the first overdue close or failed
         # publish of a board on this pod, and those are rare enough to be the only one.
@@ -140,6 +156,8 @@ class LazyCloser:
         self._busy = asyncio.Lock()
 
     async def start(self) -> None:
+        """Start the Kafka clients, then the closer's own tick (unless `close_idle_check_s`
+        is 0)."""
         await self._prizes.start()
         if self._watermark is not None:
             try:
@@ -147,13 +165,37 @@ class LazyCloser:
             except BaseException:
                 await self._prizes.stop()
                 raise
+        if self._settings.close_idle_check_s > 0 and self._ticker is None:
+            self._stopping.clear()
+            self._ticker = asyncio.create_task(self._tick())
 
     async def stop(self) -> None:
+        """Stop the tick (a run in progress gets STOP_GRACE_S to finish; stop_within, as a
+        cancellation may be dropped), then the Kafka clients."""
+        ticker, self._ticker = self._ticker, None
         try:
+            if ticker is not None:
+                self._stopping.set()
+                await stop_within(ticker, STOP_GRACE_S, name="leaderboards closer tick")
             if self._watermark is not None:
                 await self._watermark.stop()
         finally:
             await self._prizes.stop()
+
+    async def _tick(self) -> None:
+        """Run close_due every `close_idle_check_s` until stop(): without submissions, no
+        batch would run it."""
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stopping.wait(), timeout=self._settings.close_idle_check_s
+                )
+            if self._stopping.is_set():
+                return
+            try:
+                await self.close_due(self._clock())
+            except Exception:  # a bug here must not end the tick: log it, tick again
+                log.exception("leaderboards closer tick failed")
 
     @property
     def pending(self) -> list[tuple[str, str]]:
@@ -192,10 +234,11 @@ class LazyCloser:
                 if state.announced or (state.archived and not board.award_prizes):
                     self._announced.add(key)
                 elif period.key == latest.key or state.archived or state.active:
-                    self._pending[key] = _Pending(board, period, end, waiting_since=now)
+                    since = await self._periods.waiting_since(board, period, now)
+                    self._pending[key] = _Pending(board, period, end, waiting_since=since)
         except _STORE_ERRORS as exc:
             log.warning("leaderboard look-back failed", leaderboard=board.id, error=str(exc))
-            return  # the next batch looks again
+            return  # the next run looks again
         self._looked_back[board.id] = latest.key
 
     async def _read_watermark(self, now: datetime) -> None:
@@ -242,7 +285,7 @@ class LazyCloser:
                 return True
             closed = await self._periods.close(board, period, now)
         except TransientError:
-            return True  # another worker holds the closing lock: look again next batch
+            return True  # another worker holds the closing lock: look again next run
         except _STORE_ERRORS as exc:
             log.warning(
                 "leaderboard period close failed",
@@ -268,7 +311,7 @@ class LazyCloser:
         except DependencyUnavailableError as exc:
             self._metrics.prize_failures.labels(item.board.id).inc()
             log.warning(
-                "leaderboard prizes not published; trying again with the next batch",
+                "leaderboard prizes not published; trying again with the next batch or tick",
                 leaderboard=item.board.id,
                 period=item.period.key,
                 prizes=len(prizes),

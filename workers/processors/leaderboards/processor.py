@@ -26,7 +26,8 @@ Per batch, in this order:
    fails, the rows stay queued and the entries in the journal; a batch with repeats (their
    first run may have died before its copy) and the first commit of a process copy the whole
    journal too, and the background copy catches up whatever is left.
-5. Close the finished periods that are due (lazyclose.py): `close_grace_s` after their end at
+5. Close the finished periods that are due (lazyclose.py; the closer also runs on its own
+   every `close_idle_check_s`, for when no submission arrives): `close_grace_s` after their end at
    the earliest, once the consumer group has consumed past that end on every input partition
    (or `close_max_wait_s` later), and earlier ones missed while the workers were down. The
    closer publishes their prizes itself and marks a period announced only once the broker
@@ -189,6 +190,7 @@ class LeaderboardsProcessor:
             definitions=self._definitions,
             settings=self._settings,
             metrics=CloserMetrics.register(registry),
+            clock=self._clock,
         )
 
     @property

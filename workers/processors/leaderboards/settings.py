@@ -27,11 +27,15 @@ class LeaderboardSettings(BaseModel):
     #: partition, so that submissions received before the reset but still queued (a spike, an
     #: outage) are scored first (watermark.py). Needs offsets_for_times (Apache Kafka has it).
     close_wait_for_group: bool = True
-    #: Close anyway, with a warning and a metric, once this process has waited this long for
-    #: the group (a stuck partition must not hold prizes forever).
+    #: Close anyway, with a warning and a metric, once the period has waited this long for
+    #: the group (a stuck partition must not hold prizes forever). Counted from when the
+    #: first worker found it due (kept in Redis), so restarts do not start the wait again.
     close_max_wait_s: int = Field(default=3 * 3600, ge=0)
     #: How often, at most, the group's offsets are read while a period waits for it.
     close_check_interval_s: float = Field(default=5.0, ge=0)
+    #: How often the closer also runs on its own, between batches, so that periods close and
+    #: prizes go out when no submission arrives; 0: only after batches.
+    close_idle_check_s: float = Field(default=30.0, ge=0)
     #: Finished periods before the latest one that are closed too if they never were (workers
     #: down or without traffic across several resets); 0 looks at the latest only.
     close_lookback_periods: int = Field(default=7, ge=0)
