@@ -3,6 +3,8 @@
 Each command starts a private embedded broker unless `--bootstrap` names one, preloads a fresh
 topic, and measures the subject and its references in child processes, interleaved over
 `--rounds` rounds (medians reported). Redis and MySQL come from the settings in force.
+Each bench module is imported by its command: they pull in the processors, Quix Streams and
+faust, which every other `liveops` command (a worker's start among them) would pay for.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from typing import Any
 
 import typer
 
-from bench import leaderboards, rewards, runtime
 from bench.harness import BenchError
 
 bench_app = typer.Typer(help="Benchmarks: one JSON line each.", no_args_is_help=True)
@@ -44,6 +45,8 @@ def bench_runtime(
     bootstrap: str | None = BootstrapOption,
 ) -> None:
     """An empty processor on the runtime vs raw aiokafka, empty Quix Streams, empty faust."""
+    from bench import runtime
+
     _emit(runtime.run, ctx, events=events, rounds=rounds, bootstrap=bootstrap)
 
 
@@ -59,6 +62,8 @@ def bench_leaderboards(
     no_scale: bool = typer.Option(False, "--no-scale", help="Skip the board-size scale part."),
 ) -> None:
     """Scoring on the runtime vs empty pipelines and one Redis round trip per event; board scale."""
+    from bench import leaderboards
+
     sizes = () if no_scale else tuple(scale_size)
     _emit(
         leaderboards.run, ctx, events=events, rounds=rounds, bootstrap=bootstrap, scale_sizes=sizes
@@ -74,6 +79,8 @@ def bench_rewards(
     max_records: int = typer.Option(500, min=1, help="Events per batch (and per transaction)."),
 ) -> None:
     """Rewards on the runtime vs batched MySQL inserts (ceiling) and one transaction per event."""
+    from bench import rewards
+
     _emit(
         rewards.run, ctx, events=events, rounds=rounds, bootstrap=bootstrap, max_records=max_records
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
 from bench.cli import bench_app
 from producers.cli import gateway_command
@@ -66,6 +65,8 @@ def demo(ctx: typer.Context) -> None:
 @app.command("migrate")
 def migrate_command(ctx: typer.Context) -> None:
     """Bring the MySQL schema (LIVEOPS_MYSQL__DSN) to the newest revision; idempotent."""
+    from sqlalchemy.exc import SQLAlchemyError  # Alembic's: loaded only when migrating
+
     settings: FleetSettings = ctx.obj
     try:
         migrate(MySQLTarget.from_dsn(settings.mysql.dsn.get_secret_value()))
