@@ -87,6 +87,11 @@ class ConsumerGroup:
     def name(self) -> str:
         return f"liveops.{self.processor}"
 
+    @property
+    def retry_group(self) -> str:
+        """The Kafka group a worker reads this group's retry tiers with."""
+        return f"{self.name}.retry"
+
     def companions(self) -> tuple[Topic, ...]:
         return (*(tier.topic for tier in self.retry_tiers), self.dead_letter)
 

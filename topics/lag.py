@@ -95,7 +95,7 @@ def targets_of(groups: Iterable[ConsumerGroup]) -> list[LagTarget]:
             targets.append(
                 LagTarget(
                     f"{group.processor}.retry",
-                    f"{group.name}.retry",
+                    group.retry_group,
                     tuple(tier.topic for tier in group.retry_tiers),
                 )
             )

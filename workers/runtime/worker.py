@@ -138,9 +138,7 @@ class Worker:
         ]
         if group.retry_tiers:
             tier_topics = tuple(tier.topic.name for tier in group.retry_tiers)
-            plan.append(
-                (RetryLoop, f"{group.name}.retry", tier_topics, self.settings.retry_poll_ms)
-            )
+            plan.append((RetryLoop, group.retry_group, tier_topics, self.settings.retry_poll_ms))
         consumers: list[Any] = []
         for loop_type, group_id, topics, poll_ms in plan:
             consumer = AIOKafkaConsumer(

@@ -41,9 +41,11 @@ pytestmark = pytest.mark.integration
 DEADLINE_S = 30.0
 
 
-def private_group(unique_name: str) -> ConsumerGroup:
+def private_group(unique_name: str, retry_delays_s: tuple[int, ...] = ()) -> ConsumerGroup:
     source = Topic(f"{unique_name}.scores", 3, DAY_MS, "leaderboards-tests", "Test input.")
-    return ConsumerGroup(f"{unique_name}-lb", (source,), retry_delays_s=())
+    return ConsumerGroup(
+        f"{unique_name}-lb", (source,), retry_delays_s=retry_delays_s, retry_partitions=2
+    )
 
 
 def counted(registry: CollectorRegistry, name: str, board_id: str) -> float:
@@ -141,16 +143,24 @@ async def produce(
     return [metadata.offset for metadata in sent]
 
 
-async def commit(kafka: KafkaSettings, group: ConsumerGroup, offsets: dict[int, int]) -> None:
-    """Commit next offsets for the group (partition -> offset), as its workers would."""
-    topic = group.inputs[0].name
+async def commit(
+    kafka: KafkaSettings,
+    group: ConsumerGroup,
+    offsets: dict[int, int],
+    *,
+    topic: Topic | None = None,
+    group_id: str | None = None,
+) -> None:
+    """Commit next offsets (partition -> offset) of `topic` (the group's input) for
+    `group_id` (the group's), as its workers would."""
+    topic_name = (topic or group.inputs[0]).name
     consumer = AIOKafkaConsumer(
-        **kafka.client_kwargs(), group_id=group.name, enable_auto_commit=False
+        **kafka.client_kwargs(), group_id=group_id or group.name, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        consumer.assign([TopicPartition(topic, p) for p in offsets])
-        await consumer.commit({TopicPartition(topic, p): o for p, o in offsets.items()})
+        consumer.assign([TopicPartition(topic_name, p) for p in offsets])
+        await consumer.commit({TopicPartition(topic_name, p): o for p, o in offsets.items()})
     finally:
         await consumer.stop()
 
@@ -219,6 +229,87 @@ async def test_a_period_closes_only_once_the_group_consumed_past_its_end(
     assert [(e.player_id, e.final_rank) for e in archive] == [("ann", 1), ("bob", 2)]
     prizes = await prizes_of(kafka_settings, season_id(board_id, "all"), 2)
     assert ranked(prizes) == [("ann", 1), ("bob", 2)]
+
+
+async def test_a_period_waits_for_the_retry_tier_to_drain(
+    make_processor: ProcessorFactory,
+    kafka_settings: KafkaSettings,
+    mysql_pool: aiomysql.Pool,
+    unique_name: str,
+    board_prefix: str,
+    clock: Clock,
+) -> None:
+    # Given an event whose input the group consumed past its end, and a submission received
+    # before the end that failed once and waits in the retry tier:
+    group = private_group(unique_name, retry_delays_s=(10,))
+    (tier,) = group.retry_tiers
+    await apply_plan(kafka_settings, (*group.inputs, tier.topic))
+    board_id = f"{board_prefix}-event"
+    ann = submission(board_id, "ann", 30, datetime.now(UTC))
+    (ann_at,) = await produce(kafka_settings, group.inputs[0], 0, [ann])
+    bob = submission(board_id, "bob", 40, datetime.now(UTC))
+    (bob_at,) = await produce(kafka_settings, tier.topic, 1, [bob])
+    end = datetime.now(UTC) + timedelta(milliseconds=200)
+    await asyncio.sleep(0.5)
+    await commit(kafka_settings, group, {0: ann_at + 1})
+    clock.now = datetime.now(UTC)
+    settings = LeaderboardSettings(close_grace_s=0, close_check_interval_s=0)
+    processor = make_processor(
+        board_definitions=event_board(board_id, end),
+        settings=settings,
+        kafka=kafka_settings,
+        group=group,
+    )
+    async with started(processor):
+        # When the worker has scored the input but not the retried one, the event stays open.
+        await settled(processor, [ann])
+        assert not await store.is_archived(mysql_pool, board_id, "all")
+
+        # Then, once the retry group has scored and committed it, it closes with both.
+        await settled(processor, [bob])
+        await commit(
+            kafka_settings, group, {1: bob_at + 1}, topic=tier.topic, group_id=group.retry_group
+        )
+        await settled(processor, [])
+    archive = await store.archived_entries(mysql_pool, board_id, "all")
+    assert archive is not None
+    assert [(e.player_id, e.final_rank) for e in archive] == [("bob", 1), ("ann", 2)]
+
+
+async def test_without_the_retry_check_a_period_closes_once_the_input_is_consumed(
+    make_processor: ProcessorFactory,
+    kafka_settings: KafkaSettings,
+    mysql_pool: aiomysql.Pool,
+    unique_name: str,
+    board_prefix: str,
+    clock: Clock,
+) -> None:
+    group = private_group(unique_name, retry_delays_s=(10,))
+    (tier,) = group.retry_tiers
+    await apply_plan(kafka_settings, (*group.inputs, tier.topic))
+    board_id = f"{board_prefix}-event"
+    ann = submission(board_id, "ann", 30, datetime.now(UTC))
+    (ann_at,) = await produce(kafka_settings, group.inputs[0], 0, [ann])
+    await produce(
+        kafka_settings, tier.topic, 1, [submission(board_id, "bob", 40, datetime.now(UTC))]
+    )
+    end = datetime.now(UTC) + timedelta(milliseconds=200)
+    await asyncio.sleep(0.5)
+    await commit(kafka_settings, group, {0: ann_at + 1})
+    clock.now = datetime.now(UTC)
+    settings = LeaderboardSettings(
+        close_grace_s=0, close_check_interval_s=0, close_wait_for_retries=False
+    )
+    processor = make_processor(
+        board_definitions=event_board(board_id, end),
+        settings=settings,
+        kafka=kafka_settings,
+        group=group,
+    )
+    async with started(processor):
+        await settled(processor, [ann])
+    archive = await store.archived_entries(mysql_pool, board_id, "all")
+    assert archive is not None and [e.player_id for e in archive] == ["ann"]
 
 
 async def test_two_missed_weeks_are_closed_when_the_worker_starts(

@@ -6,7 +6,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndTimestamp
 
 from topics.offsets import first_offset_at_or_after
-from workers.processors.leaderboards.watermark import consumed_past
+from workers.processors.leaderboards.watermark import consumed_past, drained
 
 P0, P1, P2 = (TopicPartition("scores", n) for n in range(3))
 
@@ -30,3 +30,10 @@ def test_consumed_past_once_committed_reaches_the_first_record_after_the_end() -
 def test_a_partition_never_committed_on_is_behind_unless_nothing_precedes_the_end() -> None:
     assert not consumed_past({P0: None}, {P0: 2}, {})
     assert consumed_past({P0: None}, {P0: 0}, {})  # every record came after the end
+
+
+def test_retry_tiers_are_drained_only_when_every_record_was_committed() -> None:
+    assert drained({P0: 4, P1: None}, {P0: 4, P1: 0})  # P1 never held a record
+    assert drained({P0: 5}, {P0: 4})  # ends read after the commits: never behind them
+    assert not drained({P0: 3, P1: None}, {P0: 4, P1: 0})  # one record still waits
+    assert not drained({P0: None}, {P0: 1})

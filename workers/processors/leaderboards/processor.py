@@ -182,7 +182,9 @@ class LeaderboardsProcessor:
         )
         watermark = None
         if self._settings.close_wait_for_group:
-            watermark = GroupWatermark(kafka, self.group)
+            watermark = GroupWatermark(
+                kafka, self.group, retries=self._settings.close_wait_for_retries
+            )
         return LazyCloser(
             periods,
             PrizePublisher(kafka),

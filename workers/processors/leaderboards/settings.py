@@ -27,6 +27,9 @@ class LeaderboardSettings(BaseModel):
     #: partition, so that submissions received before the reset but still queued (a spike, an
     #: outage) are scored first (watermark.py). Needs offsets_for_times (Apache Kafka has it).
     close_wait_for_group: bool = True
+    #: With close_wait_for_group, also wait until the group's retry tiers are drained, so a
+    #: submission received before the end that failed for a while is scored, not refused.
+    close_wait_for_retries: bool = True
     #: Close anyway, with a warning and a metric, once the period has waited this long for
     #: the group (a stuck partition must not hold prizes forever). Counted from when the
     #: first worker found it due (kept in Redis), so restarts do not start the wait again.
