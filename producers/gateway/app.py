@@ -186,6 +186,10 @@ class Gateway:
             envelope.event_id = claim.event_id
             return _accepted(envelope, client_key, claim.topic)
         envelope.event_id = claim.event_id  # a retry after a failure keeps the first event id
+        if not claim.derived_key:
+            # Its first attempt went through a gateway from before derived keys, which put
+            # the client's key in the envelope: the same key lets the workers dedup the two.
+            envelope.idempotency_key = client_key
         try:
             await self._publish(topic, envelope)
         except ProblemError:

@@ -8,8 +8,10 @@ one replica) cannot both win:
 - `pending`: another request is publishing; wait for it (`settle`), then answer like it;
 - `published`: answer 202 with the stored event id, publish nothing;
 - `failed`: the first attempt could not publish; the caller takes it over and publishes with
-  the same event id (the broker may have stored the first try: consumers dedup on the
-  envelope's key, which the same player and key always derive the same way);
+  the same event id and the same envelope key (the broker may have stored the first try:
+  consumers dedup on the envelope's key). The record says how that key was made (`scheme`):
+  gateways from before derived keys wrote no scheme and used the client's key as it was, so a
+  takeover of their record publishes with the client's key again (Claim.derived_key False);
 - another fingerprint: the client reused the key for a different request (422).
 
 A claim holds the key `pending_ttl_s` only, so a gateway dying mid-publish frees it for the
@@ -30,25 +32,29 @@ import redis.asyncio as aioredis
 KEY_NAMESPACE = "gateway:idempotency"
 #: How often a request waiting for an identical one in progress looks again.
 POLL_INTERVAL_S = 0.05
+#: The record's `scheme` when the envelope key is derived from (player, client key)
+#: (producers.gateway.envelopes.envelope_key_for); absent in records of older gateways.
+DERIVED_SCHEME = "derived"
 
 _CLAIM = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then
   redis.call('HSET', KEYS[1], 'state', 'pending', 'event_id', ARGV[1], 'fingerprint', ARGV[2],
-             'topic', ARGV[3], 'owner', ARGV[4])
+             'topic', ARGV[3], 'owner', ARGV[4], 'scheme', ARGV[6])
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  return {'claimed', ARGV[1], ARGV[3]}
+  return {'claimed', ARGV[1], ARGV[3], ARGV[6]}
 end
-local stored = redis.call('HMGET', KEYS[1], 'event_id', 'topic', 'fingerprint')
+local stored = redis.call('HMGET', KEYS[1], 'event_id', 'topic', 'fingerprint', 'scheme')
+local scheme = stored[4] or ''
 if stored[3] ~= ARGV[2] then
-  return {'conflict', stored[1], stored[2]}
+  return {'conflict', stored[1], stored[2], scheme}
 end
 if state == 'failed' then
   redis.call('HSET', KEYS[1], 'state', 'pending', 'owner', ARGV[4])
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
-  return {'claimed', stored[1], stored[2]}
+  return {'claimed', stored[1], stored[2], scheme}
 end
-return {state, stored[1], stored[2]}
+return {state, stored[1], stored[2], scheme}
 """
 
 _FINISH = """
@@ -79,6 +85,9 @@ class Claim:
     topic: str
     key: str
     owner: str
+    #: False when an older gateway made the record: the envelope key is then the client's
+    #: key as it was, not envelope_key_for's (see the module docstring).
+    derived_key: bool = True
 
 
 class IdempotencyStore:
@@ -107,10 +116,12 @@ class IdempotencyStore:
         key = self.key_for(player_id, idempotency_key)
         owner = secrets.token_hex(8)
         raw = await self._claim(
-            keys=[key], args=[event_id, fingerprint, topic, owner, self._pending_ttl_ms]
+            keys=[key],
+            args=[event_id, fingerprint, topic, owner, self._pending_ttl_ms, DERIVED_SCHEME],
         )
-        state, stored_event_id, stored_topic = (_text(item) for item in raw)
-        return Claim(ClaimState(state), stored_event_id, stored_topic, key, owner)
+        state, stored_event_id, stored_topic, scheme = (_text(item) for item in raw)
+        derived = scheme == DERIVED_SCHEME
+        return Claim(ClaimState(state), stored_event_id, stored_topic, key, owner, derived)
 
     async def settle(
         self,

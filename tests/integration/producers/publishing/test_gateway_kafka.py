@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from producers.gateway.envelopes import envelope_key_for
+from producers.gateway.idempotency import IdempotencyStore
 from schemas.codec import HEADER_EVENT_TYPE, HEADER_SCHEMA_VERSION, HEADER_TRACEPARENT, decode
 from schemas.liveops.v1.envelope_pb2 import PLATFORM_WEB, Envelope
 from topics.catalog import DEVICE_TOKENS, IAP_RECEIPTS, LEADERBOARD_SCORES, PLAYER_ACTIONS
@@ -108,6 +109,55 @@ async def test_a_retried_request_gets_the_same_event_id_and_is_published_once(
     assert decode(records[0].value).idempotency_key == envelope_key_for(
         gateway.player_id, "level-1-1-attempt"
     )
+
+
+async def test_a_retry_of_an_older_gateways_failed_attempt_keeps_that_attempts_key(
+    gateway: GatewayHarness, probe: TopicProbe
+) -> None:
+    # Given a first attempt that a gateway from before derived keys recorded as failed, though
+    # the broker stored it (its envelope key: the client's own); here, a record of ours made
+    # to look like one of those (no `scheme`, state failed).
+    since = await probe.end_offsets()
+    headers = {**bearer(gateway.player_id), "Idempotency-Key": "straddles-the-deploy"}
+    first = await gateway.client.post("/v1/events", json=level_completed(), headers=headers)
+    assert first.status == 202
+    store = IdempotencyStore(gateway.redis, gateway.player_id, ttl_s=60, pending_ttl_s=60)
+    record = store.key_for(gateway.player_id, "straddles-the-deploy")
+    await gateway.redis.hdel(record, "scheme")
+    await gateway.redis.hset(record, "state", "failed")
+
+    # When the client retries through a gateway of this version,
+    retry = await gateway.client.post("/v1/events", json=level_completed(), headers=headers)
+
+    # Then it is published again with the same event id and the client's key as it was, the
+    # key the older gateway's attempt carried: the workers dedup the two.
+    assert retry.status == 202
+    assert (await retry.json())["event_id"] == (await first.json())["event_id"]
+    records = await probe.records_of(PLAYER_ACTIONS, gateway.player_id, since)
+    retried = decode(records[-1].value)
+    assert len(records) == 2 and retried.idempotency_key == "straddles-the-deploy"
+    # (The first attempt, really made by this version, carried the derived key.)
+    assert decode(records[0].value).idempotency_key == envelope_key_for(
+        gateway.player_id, "straddles-the-deploy"
+    )
+
+
+async def test_a_retry_of_a_failed_attempt_keeps_the_derived_key(
+    gateway: GatewayHarness, probe: TopicProbe
+) -> None:
+    since = await probe.end_offsets()
+    headers = {**bearer(gateway.player_id), "Idempotency-Key": "failed-once"}
+    first = await gateway.client.post("/v1/events", json=level_completed(), headers=headers)
+    assert first.status == 202
+    store = IdempotencyStore(gateway.redis, gateway.player_id, ttl_s=60, pending_ttl_s=60)
+    await gateway.redis.hset(store.key_for(gateway.player_id, "failed-once"), "state", "failed")
+
+    retry = await gateway.client.post("/v1/events", json=level_completed(), headers=headers)
+
+    assert retry.status == 202
+    records = await probe.records_of(PLAYER_ACTIONS, gateway.player_id, since)
+    derived = envelope_key_for(gateway.player_id, "failed-once")
+    assert [decode(r.value).idempotency_key for r in records] == [derived, derived]
 
 
 async def test_concurrent_identical_requests_publish_once(
