@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aiomysql
@@ -24,6 +25,7 @@ from workers.processors.leaderboards import keys, store
 from workers.processors.leaderboards.definitions import Definitions, parse_definitions
 from workers.processors.leaderboards.events import PRIZE_TOPIC, season_id
 from workers.processors.leaderboards.periods import period_at, period_named, previous_period
+from workers.processors.leaderboards.processor import LeaderboardsProcessor
 from workers.processors.leaderboards.settings import LeaderboardSettings
 
 from .lb_helpers import (
@@ -231,6 +233,54 @@ async def test_a_period_closes_only_once_the_group_consumed_past_its_end(
     assert ranked(prizes) == [("ann", 1), ("bob", 2)]
 
 
+@dataclass(frozen=True)
+class RetriedEvent:
+    """An event the group consumed past the end of on its input, with `bob`'s submission,
+    received before the end, waiting in its retry tier at `bob_at`."""
+
+    group: ConsumerGroup
+    tier: Topic
+    board_id: str
+    end: datetime
+    ann: Envelope
+    bob: Envelope
+    bob_at: int
+
+
+async def retried_event(kafka: KafkaSettings, unique_name: str, board_prefix: str) -> RetriedEvent:
+    group = private_group(unique_name, retry_delays_s=(10,))
+    (tier,) = group.retry_tiers
+    await apply_plan(kafka, (*group.inputs, tier.topic))
+    board_id = f"{board_prefix}-event"
+    ann = submission(board_id, "ann", 30, datetime.now(UTC))
+    (ann_at,) = await produce(kafka, group.inputs[0], 0, [ann])
+    bob = submission(board_id, "bob", 40, datetime.now(UTC))
+    (bob_at,) = await produce(kafka, tier.topic, 1, [bob])
+    end = datetime.now(UTC) + timedelta(milliseconds=200)
+    await asyncio.sleep(0.5)
+    await commit(kafka, group, {0: ann_at + 1})
+    return RetriedEvent(group, tier.topic, board_id, end, ann, bob, bob_at)
+
+
+def closing_at_once(
+    make_processor: ProcessorFactory,
+    kafka: KafkaSettings,
+    event: RetriedEvent,
+    *,
+    wait_for_retries: bool = True,
+) -> LeaderboardsProcessor:
+    """A processor of the event's board that closes it as soon as the checks allow."""
+    settings = LeaderboardSettings(
+        close_grace_s=0, close_check_interval_s=0, close_wait_for_retries=wait_for_retries
+    )
+    return make_processor(
+        board_definitions=event_board(event.board_id, event.end),
+        settings=settings,
+        kafka=kafka,
+        group=event.group,
+    )
+
+
 async def test_a_period_waits_for_the_retry_tier_to_drain(
     make_processor: ProcessorFactory,
     kafka_settings: KafkaSettings,
@@ -241,37 +291,22 @@ async def test_a_period_waits_for_the_retry_tier_to_drain(
 ) -> None:
     # Given an event whose input the group consumed past its end, and a submission received
     # before the end that failed once and waits in the retry tier:
-    group = private_group(unique_name, retry_delays_s=(10,))
-    (tier,) = group.retry_tiers
-    await apply_plan(kafka_settings, (*group.inputs, tier.topic))
-    board_id = f"{board_prefix}-event"
-    ann = submission(board_id, "ann", 30, datetime.now(UTC))
-    (ann_at,) = await produce(kafka_settings, group.inputs[0], 0, [ann])
-    bob = submission(board_id, "bob", 40, datetime.now(UTC))
-    (bob_at,) = await produce(kafka_settings, tier.topic, 1, [bob])
-    end = datetime.now(UTC) + timedelta(milliseconds=200)
-    await asyncio.sleep(0.5)
-    await commit(kafka_settings, group, {0: ann_at + 1})
+    event = await retried_event(kafka_settings, unique_name, board_prefix)
     clock.now = datetime.now(UTC)
-    settings = LeaderboardSettings(close_grace_s=0, close_check_interval_s=0)
-    processor = make_processor(
-        board_definitions=event_board(board_id, end),
-        settings=settings,
-        kafka=kafka_settings,
-        group=group,
-    )
+    processor = closing_at_once(make_processor, kafka_settings, event)
     async with started(processor):
         # When the worker has scored the input but not the retried one, the event stays open.
-        await settled(processor, [ann])
-        assert not await store.is_archived(mysql_pool, board_id, "all")
+        await settled(processor, [event.ann])
+        assert not await store.is_archived(mysql_pool, event.board_id, "all")
 
         # Then, once the retry group has scored and committed it, it closes with both.
-        await settled(processor, [bob])
+        await settled(processor, [event.bob])
+        retries = event.group.retry_group
         await commit(
-            kafka_settings, group, {1: bob_at + 1}, topic=tier.topic, group_id=group.retry_group
+            kafka_settings, event.group, {1: event.bob_at + 1}, topic=event.tier, group_id=retries
         )
         await settled(processor, [])
-    archive = await store.archived_entries(mysql_pool, board_id, "all")
+    archive = await store.archived_entries(mysql_pool, event.board_id, "all")
     assert archive is not None
     assert [(e.player_id, e.final_rank) for e in archive] == [("bob", 1), ("ann", 2)]
 
@@ -284,31 +319,12 @@ async def test_without_the_retry_check_a_period_closes_once_the_input_is_consume
     board_prefix: str,
     clock: Clock,
 ) -> None:
-    group = private_group(unique_name, retry_delays_s=(10,))
-    (tier,) = group.retry_tiers
-    await apply_plan(kafka_settings, (*group.inputs, tier.topic))
-    board_id = f"{board_prefix}-event"
-    ann = submission(board_id, "ann", 30, datetime.now(UTC))
-    (ann_at,) = await produce(kafka_settings, group.inputs[0], 0, [ann])
-    await produce(
-        kafka_settings, tier.topic, 1, [submission(board_id, "bob", 40, datetime.now(UTC))]
-    )
-    end = datetime.now(UTC) + timedelta(milliseconds=200)
-    await asyncio.sleep(0.5)
-    await commit(kafka_settings, group, {0: ann_at + 1})
+    event = await retried_event(kafka_settings, unique_name, board_prefix)
     clock.now = datetime.now(UTC)
-    settings = LeaderboardSettings(
-        close_grace_s=0, close_check_interval_s=0, close_wait_for_retries=False
-    )
-    processor = make_processor(
-        board_definitions=event_board(board_id, end),
-        settings=settings,
-        kafka=kafka_settings,
-        group=group,
-    )
+    processor = closing_at_once(make_processor, kafka_settings, event, wait_for_retries=False)
     async with started(processor):
-        await settled(processor, [ann])
-    archive = await store.archived_entries(mysql_pool, board_id, "all")
+        await settled(processor, [event.ann])
+    archive = await store.archived_entries(mysql_pool, event.board_id, "all")
     assert archive is not None and [e.player_id for e in archive] == ["ann"]
 
 

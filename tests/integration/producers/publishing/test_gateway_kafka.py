@@ -111,53 +111,52 @@ async def test_a_retried_request_gets_the_same_event_id_and_is_published_once(
     )
 
 
+async def failed_then_retried(
+    gateway: GatewayHarness, probe: TopicProbe, client_key: str, *, older_gateway: bool
+) -> list[Envelope]:
+    """Post, mark the gateway's record `failed` as if publishing had failed although the
+    broker stored the event (with `older_gateway`, also without a `scheme`, as gateways
+    before derived keys wrote it), post again; both must be 202 with one event id. The
+    envelopes published, in order."""
+    since = await probe.end_offsets()
+    headers = {**bearer(gateway.player_id), "Idempotency-Key": client_key}
+    first = await gateway.client.post("/v1/events", json=level_completed(), headers=headers)
+    assert first.status == 202
+    store = IdempotencyStore(gateway.redis, gateway.player_id, ttl_s=60, pending_ttl_s=60)
+    record = store.key_for(gateway.player_id, client_key)
+    if older_gateway:
+        await gateway.redis.hdel(record, "scheme")
+    await gateway.redis.hset(record, "state", "failed")
+    retry = await gateway.client.post("/v1/events", json=level_completed(), headers=headers)
+    assert retry.status == 202
+    assert (await retry.json())["event_id"] == (await first.json())["event_id"]
+    records = await probe.records_of(PLAYER_ACTIONS, gateway.player_id, since)
+    return [decode(record.value) for record in records]
+
+
 async def test_a_retry_of_an_older_gateways_failed_attempt_keeps_that_attempts_key(
     gateway: GatewayHarness, probe: TopicProbe
 ) -> None:
     # Given a first attempt that a gateway from before derived keys recorded as failed, though
-    # the broker stored it (its envelope key: the client's own); here, a record of ours made
-    # to look like one of those (no `scheme`, state failed).
-    since = await probe.end_offsets()
-    headers = {**bearer(gateway.player_id), "Idempotency-Key": "straddles-the-deploy"}
-    first = await gateway.client.post("/v1/events", json=level_completed(), headers=headers)
-    assert first.status == 202
-    store = IdempotencyStore(gateway.redis, gateway.player_id, ttl_s=60, pending_ttl_s=60)
-    record = store.key_for(gateway.player_id, "straddles-the-deploy")
-    await gateway.redis.hdel(record, "scheme")
-    await gateway.redis.hset(record, "state", "failed")
-
-    # When the client retries through a gateway of this version,
-    retry = await gateway.client.post("/v1/events", json=level_completed(), headers=headers)
-
-    # Then it is published again with the same event id and the client's key as it was, the
-    # key the older gateway's attempt carried: the workers dedup the two.
-    assert retry.status == 202
-    assert (await retry.json())["event_id"] == (await first.json())["event_id"]
-    records = await probe.records_of(PLAYER_ACTIONS, gateway.player_id, since)
-    retried = decode(records[-1].value)
-    assert len(records) == 2 and retried.idempotency_key == "straddles-the-deploy"
-    # (The first attempt, really made by this version, carried the derived key.)
-    assert decode(records[0].value).idempotency_key == envelope_key_for(
-        gateway.player_id, "straddles-the-deploy"
+    # the broker stored it (its envelope key: the client's own), when the client retries
+    # through a gateway of this version,
+    first, retried = await failed_then_retried(
+        gateway, probe, "straddles-the-deploy", older_gateway=True
     )
+
+    # Then the retry carries the client's key as it was, the key the older gateway's attempt
+    # carried: the workers dedup the two. (The first attempt here, really made by this
+    # version, carried the derived key.)
+    assert retried.idempotency_key == "straddles-the-deploy"
+    assert first.idempotency_key == envelope_key_for(gateway.player_id, "straddles-the-deploy")
 
 
 async def test_a_retry_of_a_failed_attempt_keeps_the_derived_key(
     gateway: GatewayHarness, probe: TopicProbe
 ) -> None:
-    since = await probe.end_offsets()
-    headers = {**bearer(gateway.player_id), "Idempotency-Key": "failed-once"}
-    first = await gateway.client.post("/v1/events", json=level_completed(), headers=headers)
-    assert first.status == 202
-    store = IdempotencyStore(gateway.redis, gateway.player_id, ttl_s=60, pending_ttl_s=60)
-    await gateway.redis.hset(store.key_for(gateway.player_id, "failed-once"), "state", "failed")
-
-    retry = await gateway.client.post("/v1/events", json=level_completed(), headers=headers)
-
-    assert retry.status == 202
-    records = await probe.records_of(PLAYER_ACTIONS, gateway.player_id, since)
+    envelopes = await failed_then_retried(gateway, probe, "failed-once", older_gateway=False)
     derived = envelope_key_for(gateway.player_id, "failed-once")
-    assert [decode(r.value).idempotency_key for r in records] == [derived, derived]
+    assert [e.idempotency_key for e in envelopes] == [derived, derived]
 
 
 async def test_concurrent_identical_requests_publish_once(
