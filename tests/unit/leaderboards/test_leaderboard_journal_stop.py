@@ -41,7 +41,7 @@ async def _started(stream: _Stream, grace_s: float) -> tuple[JournalCopier, asyn
     copier = JournalCopier(client, pool, prefix="p", chunk=10, interval_s=60, stop_grace_s=grace_s)
     copier.start()
     await stream.reading.wait()
-    task = copier._task
+    task = copier._background.task
     assert task is not None
     return copier, task
 

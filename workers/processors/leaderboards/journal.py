@@ -16,7 +16,6 @@ repeats (their first run may have died before its copy).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import Any
 
@@ -31,7 +30,7 @@ from workers.processors.leaderboards import keys
 from workers.processors.leaderboards.scoring import JOURNAL_SEQ_BITS
 from workers.processors.leaderboards.store import SubmissionRow, insert_rows
 from workers.runtime.failures import classify
-from workers.runtime.tasks import stop_within
+from workers.runtime.tasks import Periodic, stop_within
 
 log = structlog.get_logger(__name__)
 _FIELDS = 7
@@ -112,10 +111,14 @@ class JournalCopier:
         self._pool = pool
         self._prefix = prefix
         self._chunk = chunk
-        self._interval_s = interval_s
         self._stop_grace_s = stop_grace_s
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        self._background = Periodic(
+            self._copy_in_background,
+            interval_s,
+            name="leaderboards journal copy",
+            at_once=True,
+            grace_s=stop_grace_s,
+        )
         #: Rows and stream entries applied by handled batches and not yet copied.
         self._rows: list[SubmissionRow] = []
         self._entries: list[str] = []
@@ -164,9 +167,7 @@ class JournalCopier:
                 self._flush_due = False
 
     def start(self) -> None:
-        if self._task is None and self._interval_s > 0:
-            self._stopping.clear()
-            self._task = asyncio.create_task(self._copy_periodically())
+        self._background.start()
 
     async def stop(self) -> None:
         """Stop the background copy, then copy what is left if both stores answer.
@@ -180,10 +181,7 @@ class JournalCopier:
         that: a timeout around it is a cancellation too, and may be dropped the same way).
         What is not copied now stays in the stream for the next flush, by this or another
         process."""
-        task, self._task = self._task, None
-        if task is not None:
-            self._stopping.set()
-            await stop_within(task, self._stop_grace_s, name="leaderboards journal copy")
+        await self._background.stop()
         final = asyncio.create_task(self._copy_rest())
         await stop_within(final, self._stop_grace_s, name="leaderboards final journal copy")
 
@@ -194,11 +192,8 @@ class JournalCopier:
         except DependencyUnavailableError as exc:
             log.warning("leaderboards journal left for the next flush", error=str(exc))
 
-    async def _copy_periodically(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.flush()
-            except DependencyUnavailableError as exc:
-                log.warning("leaderboards journal copy failed; retrying later", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval_s)
+    async def _copy_in_background(self) -> None:
+        try:
+            await self.flush()
+        except DependencyUnavailableError as exc:
+            log.warning("leaderboards journal copy failed; retrying later", error=str(exc))

@@ -26,7 +26,6 @@ announced, would never be announced again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,7 +51,7 @@ from workers.processors.leaderboards.publishing import PrizeSender
 from workers.processors.leaderboards.settings import LeaderboardSettings
 from workers.processors.leaderboards.watermark import Watermark
 from workers.runtime.processor import OutputEvent
-from workers.runtime.tasks import stop_within
+from workers.runtime.tasks import Periodic
 
 log = structlog.get_logger(__name__)
 #: What Redis and MySQL raise when they fail (WorkerError: what closing.py raises).
@@ -135,8 +134,13 @@ class LazyCloser:
         self._settings = settings
         self._metrics = metrics
         self._clock = clock
-        self._ticker: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        self._ticker = Periodic(
+            self._tick,
+            settings.close_idle_check_s,
+            name="leaderboards closer tick",
+            at_once=False,
+            grace_s=STOP_GRACE_S,
+        )
         # Every board's series exist from the start, at 0: rate() and increase() cannot see a
         # series' first sample, so an alert would miss the first overdue close or failed
         # publish of a board on this pod, and those are rare enough to be the only one.
@@ -165,37 +169,24 @@ class LazyCloser:
             except BaseException:
                 await self._prizes.stop()
                 raise
-        if self._settings.close_idle_check_s > 0 and self._ticker is None:
-            self._stopping.clear()
-            self._ticker = asyncio.create_task(self._tick())
+        self._ticker.start()
 
     async def stop(self) -> None:
         """Stop the tick (a run in progress gets STOP_GRACE_S to finish; stop_within, as a
         cancellation may be dropped), then the Kafka clients."""
-        ticker, self._ticker = self._ticker, None
         try:
-            if ticker is not None:
-                self._stopping.set()
-                await stop_within(ticker, STOP_GRACE_S, name="leaderboards closer tick")
+            await self._ticker.stop()
             if self._watermark is not None:
                 await self._watermark.stop()
         finally:
             await self._prizes.stop()
 
     async def _tick(self) -> None:
-        """Run close_due every `close_idle_check_s` until stop(): without submissions, no
-        batch would run it."""
-        while not self._stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._stopping.wait(), timeout=self._settings.close_idle_check_s
-                )
-            if self._stopping.is_set():
-                return
-            try:
-                await self.close_due(self._clock())
-            except Exception:  # a bug here must not end the tick: log it, tick again
-                log.exception("leaderboards closer tick failed")
+        """close_due, every `close_idle_check_s`: without submissions, no batch would run it."""
+        try:
+            await self.close_due(self._clock())
+        except Exception:  # a bug here must not end the tick: log it, tick again
+            log.exception("leaderboards closer tick failed")
 
     @property
     def pending(self) -> list[tuple[str, str]]:
