@@ -319,6 +319,33 @@ async def test_the_closers_own_tick_closes_a_period_when_no_batch_comes() -> Non
     assert [c.period for c in periods.closes] == ["2026-W48"] and len(prizes.acked) == 1
 
 
+class BuggyPeriods(FakePeriods):
+    """Stores whose first state read fails with an error nothing expects (a bug)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def state(self, board: LeaderboardDefinition, period: LeaderboardPeriod) -> PeriodState:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("a bug in the closer's stores")
+        return await super().state(board, period)
+
+
+async def test_an_unexpected_error_in_a_tick_is_logged_and_the_next_tick_still_runs() -> None:
+    periods, prizes = BuggyPeriods(), FakePrizes()
+    ticking = SETTINGS.model_copy(update={"close_idle_check_s": 0.01})
+    closer, _ = closer_of(periods, prizes, settings=ticking, clock_at=MONDAY)
+    await closer.start()
+    try:
+        await asyncio.wait_for(periods.marked.wait(), timeout=5)
+    finally:
+        await closer.stop()
+    assert periods.failed
+    assert periods.announced == {("arena", "2026-W48")} and len(prizes.acked) == 1
+
+
 async def test_a_closer_without_a_tick_runs_only_when_called() -> None:
     periods, prizes = FakePeriods(), FakePrizes()
     quiet = SETTINGS.model_copy(update={"close_idle_check_s": 0})
