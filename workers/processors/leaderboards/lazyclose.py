@@ -28,13 +28,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pymysql
 import redis.exceptions
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
+from schemas.codec import now_utc
 from workers.errors import DependencyUnavailableError, TransientError, WorkerError
 from workers.processors.leaderboards.closing import PeriodStore
 from workers.processors.leaderboards.definitions import Definitions, LeaderboardDefinition
@@ -61,10 +62,6 @@ _STORE_ERRORS = (WorkerError, redis.exceptions.RedisError, pymysql.err.Error, OS
 RETRY_READ_AFTER_S = 30.0
 #: How long stop() lets a run of the closer's own tick finish before cancelling it.
 STOP_GRACE_S = 5.0
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -123,7 +120,7 @@ class LazyCloser:
         definitions: Definitions,
         settings: LeaderboardSettings,
         metrics: CloserMetrics,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = now_utc,
     ) -> None:
         """`watermark` None: periods close after the grace, without waiting for the group.
         `clock` is what the closer's own tick takes as now (batches pass theirs)."""

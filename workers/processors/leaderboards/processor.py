@@ -47,6 +47,7 @@ import aiomysql
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Counter
 
+from schemas.codec import now_utc
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import LEADERBOARDS_GROUP, ConsumerGroup
 from topics.settings import KafkaSettings
@@ -89,10 +90,6 @@ _ID_LIMITS = {"player_id": 128, "idempotency_key": 191, "event_id": 64}
 _Checked = tuple[BoardRules, LeaderboardPeriod, int, int]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _submission(envelope: Envelope, checked: _Checked) -> Submission:
     """The submission of an event that passed the checks made before scoring."""
     rules, period, us, _ = checked
@@ -127,7 +124,7 @@ class LeaderboardsProcessor:
         kafka: KafkaSettings | None = None,
         dedup_ttl_s: int = WEEK_S,
         metrics: CollectorRegistry | None = None,
-        clock: Callable[[], datetime] = _now,
+        clock: Callable[[], datetime] = now_utc,
     ) -> None:
         """`kafka`: the worker's, for the lazy closer's producer and offset reads; required
         when `settings.close_lazily` (the default) and some board has periods that end."""

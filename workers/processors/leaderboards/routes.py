@@ -13,11 +13,12 @@ unknown board, 400 for a bad parameter; never 5xx for a player without a score (
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from schemas.codec import now_utc
 from workers.processors.leaderboards import reads
 from workers.processors.leaderboards.definitions import Definitions, LeaderboardDefinition
 from workers.processors.leaderboards.errors import PeriodError
@@ -49,7 +50,7 @@ def leaderboard_routes(
     *,
     key_prefix: str = RedisSettings().key_prefix,
     settings: LeaderboardSettings | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], datetime] = now_utc,
 ) -> list[web.RouteDef]:
     """The four read routes over one Redis client and one version of the definitions."""
     limits = settings or LeaderboardSettings()

@@ -29,7 +29,7 @@ import collections
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import ClassVar
 
 import aiomysql
@@ -37,6 +37,7 @@ import pymysql
 import structlog
 from prometheus_client import CollectorRegistry, Counter
 
+from schemas.codec import now_utc
 from schemas.liveops.v1.envelope_pb2 import Envelope
 from topics.catalog import REWARDS_GRANTED, REWARDS_GROUP, ConsumerGroup
 from workers.processors.rewards import ledger
@@ -115,7 +116,7 @@ class RewardsProcessor:
         settings: RewardsSettings,
         *,
         metrics: CollectorRegistry | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = now_utc,
     ) -> None:
         self._pool = pool
         self._settings = settings
